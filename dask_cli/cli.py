@@ -1,0 +1,130 @@
+"""The root ``dask`` command.
+
+Built-in commands are imported only when used; commands from other packages
+come from entry points (see :mod:`dask_cli.plugins`) and are listed in
+``--help`` without being imported. Failures reach the user as one red line and
+an exit code, never as a traceback (set ``DASK_CLI_TRACEBACK=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from dask_cli import __version__
+from dask_cli.errors import DaskCliError
+from dask_cli.lazy import LazyCommand, LazyGroup
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+BUILTIN_COMMANDS: dict[str, LazyCommand] = {
+    "scheduler": LazyCommand(
+        "dask_cli.commands.scheduler:scheduler", "Start a scheduler, or open a shell in one."
+    ),
+    "worker": LazyCommand(
+        "dask_cli.commands.worker:worker", "Start workers, or list, inspect and shell into them."
+    ),
+    "spec": LazyCommand("distributed.cli.dask_spec:main", "Start a scheduler or workers from a spec."),
+    "ssh": LazyCommand("distributed.cli.dask_ssh:main", "Launch a cluster over SSH."),
+    "info": LazyCommand(
+        "dask_cli.commands.info:info", "Report versions and configuration for bug reports."
+    ),
+    "config": LazyCommand("dask_cli.commands.config:config", "Get, set, list and find dask config."),
+    "docs": LazyCommand("dask_cli.commands.docs:docs", "Open the Dask documentation."),
+    "completion": LazyCommand(
+        "dask_cli.commands.completion:completion", "Print a shell completion script."
+    ),
+}
+
+
+class RootGroup(LazyGroup):
+    """Built-ins first, then entry-point plugins, then ``dask-NAME`` on PATH."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from dask_cli import plugins
+
+        return sorted({*super().list_commands(ctx), *plugins.discover(BUILTIN_COMMANDS)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_subcommands:
+            return super().get_command(ctx, cmd_name)
+        from dask_cli import plugins
+
+        return plugins.load(cmd_name, BUILTIN_COMMANDS)
+
+    def short_help_for(self, ctx: click.Context, cmd_name: str) -> str | None:
+        if cmd_name in self.lazy_subcommands:
+            return super().short_help_for(ctx, cmd_name)
+        from dask_cli import plugins
+
+        found = plugins.discover(BUILTIN_COMMANDS).get(cmd_name)
+        return found.short_help if found else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_commands(ctx, formatter)
+        from dask_cli import plugins
+
+        plugins.warn_about_shadowed(BUILTIN_COMMANDS)
+
+    def invoke(self, ctx: click.Context):
+        if ctx.protected_args or ctx.args:
+            name = (ctx.protected_args or ctx.args)[0]
+            if name in self.lazy_subcommands:
+                from dask_cli import plugins
+
+                plugins.warn_about_shadowed(BUILTIN_COMMANDS, only=name)
+        return super().invoke(ctx)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in ("dask-cli", "dask", "distributed"):
+        try:
+            found = version(package)
+        except PackageNotFoundError:
+            found = __version__ if package == "dask-cli" else "not installed"
+        click.echo(f"{package} {found}")
+    ctx.exit()
+
+
+@click.group(
+    cls=RootGroup,
+    lazy_subcommands=BUILTIN_COMMANDS,
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the versions of dask-cli, dask and distributed and exit.",
+)
+def cli() -> None:
+    """Dask command line interface: start clusters, and look inside them."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run ``cli`` and turn known failures into one line."""
+    try:
+        cli.main(args=argv, prog_name="dask", standalone_mode=True)
+    except DaskCliError as exc:
+        from dask_cli.output import report_exception
+
+        report_exception(exc)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("DASK_CLI_TRACEBACK"):
+            raise
+        from dask_cli.output import report_error
+
+        report_error(
+            f"{type(exc).__name__}: {exc}",
+            hint="Set DASK_CLI_TRACEBACK=1 to see the full traceback.",
+        )
+        sys.exit(1)

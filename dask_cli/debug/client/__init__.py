@@ -1,0 +1,1 @@
+"""Runs in the user's terminal. Never imports the service side."""

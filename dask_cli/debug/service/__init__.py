@@ -1,0 +1,2 @@
+"""Runs inside workers, nannies and schedulers. Never imports the client side,
+ptpython or prompt-toolkit."""
