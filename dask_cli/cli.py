@@ -26,12 +26,16 @@ BUILTIN_COMMANDS: dict[str, LazyCommand] = {
     "worker": LazyCommand(
         "dask_cli.commands.worker:worker", "Start workers, or list, inspect and shell into them."
     ),
-    "spec": LazyCommand("distributed.cli.dask_spec:main", "Start a scheduler or workers from a spec."),
+    "spec": LazyCommand(
+        "distributed.cli.dask_spec:main", "Start a scheduler or workers from a spec."
+    ),
     "ssh": LazyCommand("distributed.cli.dask_ssh:main", "Launch a cluster over SSH."),
     "info": LazyCommand(
         "dask_cli.commands.info:info", "Report versions and configuration for bug reports."
     ),
-    "config": LazyCommand("dask_cli.commands.config:config", "Get, set, list and find dask config."),
+    "config": LazyCommand(
+        "dask_cli.commands.config:config", "Get, set, list and find dask config."
+    ),
     "docs": LazyCommand("dask_cli.commands.docs:docs", "Open the Dask documentation."),
     "completion": LazyCommand(
         "dask_cli.commands.completion:completion", "Print a shell completion script."

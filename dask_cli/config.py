@@ -69,6 +69,5 @@ def scheduler_address(address: str | None = None, scheduler_file: str | None = N
         return str(found)
     raise DaskCliError(
         "No scheduler address given",
-        hint="Pass --scheduler ADDRESS or --scheduler-file FILE, "
-        "or set DASK_SCHEDULER_ADDRESS.",
+        hint="Pass --scheduler ADDRESS or --scheduler-file FILE, or set DASK_SCHEDULER_ADDRESS.",
     )

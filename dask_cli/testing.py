@@ -310,8 +310,6 @@ def make_tls_files(directory: str | Path, name: str = "dask") -> TLSFiles:
     Path(files.ca_file).write_bytes(ca_cert.public_bytes(pem))
     Path(files.cert).write_bytes(cert.public_bytes(pem))
     Path(files.key).write_bytes(
-        key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return files

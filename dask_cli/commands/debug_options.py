@@ -38,8 +38,7 @@ KEEPALIVE_OPTIONS = [
     click.Option(
         ["--keepalive-timeout"],
         default=None,
-        help="Exit a kept-alive worker after this duration, like '10 minutes' "
-        "[default: never].",
+        help="Exit a kept-alive worker after this duration, like '10 minutes' [default: never].",
     ),
 ]
 

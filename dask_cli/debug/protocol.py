@@ -81,9 +81,6 @@ class Message:
             _check_type(self.op, f.name, getattr(self, f.name), f.type)
 
 
-
-
-
 @dataclass
 class Request(Message):
     """A client→service message that gets exactly one ``Result``."""
