@@ -44,7 +44,11 @@ BUILTIN_COMMANDS: dict[str, LazyCommand] = {
 
 
 class RootGroup(LazyGroup):
-    """Built-ins first, then entry-point plugins, then ``dask-NAME`` on PATH."""
+    """Built-ins first, then entry-point plugins, then ``dask-NAME`` on PATH.
+
+    Plugins are listed from package metadata and imported only when invoked (see
+    :mod:`dask_cli.plugins`); a plugin named like a built-in is ignored with a notice.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from dask_cli import plugins
@@ -67,19 +71,20 @@ class RootGroup(LazyGroup):
         return found.short_help if found else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        super().format_commands(ctx, formatter)
         from dask_cli import plugins
 
-        plugins.warn_about_shadowed(BUILTIN_COMMANDS)
+        plugins.warn_about_ignored(BUILTIN_COMMANDS)
+        super().format_commands(ctx, formatter)
 
-    def invoke(self, ctx: click.Context):
-        if ctx.protected_args or ctx.args:
-            name = (ctx.protected_args or ctx.args)[0]
-            if name in self.lazy_subcommands:
-                from dask_cli import plugins
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and not ctx.resilient_parsing:
+            from dask_cli import plugins
 
-                plugins.warn_about_shadowed(BUILTIN_COMMANDS, only=name)
-        return super().invoke(ctx)
+            plugins.warn_about_ignored(BUILTIN_COMMANDS, only=name)
+        return name, command, rest
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -9,9 +9,12 @@ default subcommand so that ``dask worker tcp://host:8786`` keeps meaning
 from __future__ import annotations
 
 import importlib
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 
 class LazyCommand(NamedTuple):
@@ -60,6 +63,24 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Complete subcommand names from the declared short help, without importing them.
+
+        click's own ``Group.shell_complete`` loads every matching subcommand to read
+        its help; that would import distributed on a ``<TAB>``.
+        """
+        from click.shell_completion import CompletionItem
+
+        items = []
+        for name in self.list_commands(ctx):
+            if name.startswith(incomplete):
+                text = self.short_help_for(ctx, name)
+                if text is not None:
+                    items.append(CompletionItem(name, help=text))
+        # Options of the group itself (``--help``, ``--version``): click.Command's part.
+        items.extend(click.Command.shell_complete(self, ctx, incomplete))
+        return items
+
     def _load(self, cmd_name: str) -> click.Command:
         module_name, attribute = self.lazy_subcommands[cmd_name].import_path.split(":")
         command = getattr(importlib.import_module(module_name), attribute)
@@ -84,6 +105,10 @@ class DefaultLazyGroup(LazyGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         help_names = set(ctx.help_option_names)
+        if not args and ctx.resilient_parsing:
+            # Shell completion of `dask worker <TAB>`: offer the subcommands, do not
+            # descend into the default command.
+            return super().parse_args(ctx, args)
         if not args or (args[0] not in help_names and args[0] not in self.list_commands(ctx)):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)

@@ -46,7 +46,7 @@ def print_table(
 
     table = Table(title=title, header_style="bold", show_lines=False)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never cut addresses with "…"
     for row in rows:
         table.add_row(*("-" if cell is None else str(cell) for cell in row))
     _console().print(table)
@@ -61,3 +61,9 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def print_header(text: str, failed: bool = False) -> None:
+    """A bold section header on stdout (e.g. one per worker in `dask worker exec`)."""
+    style = "bold red" if failed else "bold cyan"
+    _console().print(f"[{style}]{_escape(text)}[/]")

@@ -157,7 +157,9 @@ class ProcessCluster:
                 LOCALHOST,
                 "--port",
                 "0",
-                "--no-dashboard",
+                # distributed binds 0.0.0.0:8787 even with --no-dashboard
+                "--dashboard-address",
+                f"{LOCALHOST}:0",
                 "--scheduler-file",
                 self.scheduler_file,
                 *self.scheduler_args,

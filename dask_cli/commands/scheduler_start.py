@@ -2,12 +2,16 @@
 
 from distributed.cli.dask_scheduler import main as distributed_scheduler
 
-from dask_cli.commands.debug_options import SHELL_OPTIONS, wrap_with_debug_options
+from dask_cli.commands.debug_options import (
+    SHELL_OPTIONS,
+    PreloadTarget,
+    wrap_with_debug_options,
+)
 
 start = wrap_with_debug_options(
     distributed_scheduler,
     SHELL_OPTIONS,
-    preload_params=("preload",),
+    preload_targets=(PreloadTarget("preload", "preload_argv", "distributed.scheduler"),),
     help_text="Launch a Dask scheduler.\n\n"
     "Every option of distributed's `dask scheduler`, plus the dask-cli scheduler "
     "plugin: worker names for `dask worker shell`, and `dask scheduler shell`.",

@@ -17,9 +17,14 @@ and the client may send ``interrupt`` for that ``id`` (Ctrl-C). Other requests
 (``complete``, ``stacks``, ...) may be sent while an ``eval`` runs; their results
 can arrive in any order relative to its output.
 
-A message the service cannot parse gets an ``error`` message (with the request's
+A message the service cannot parse (unknown op, missing field, wrong type, source
+longer than ``MAX_SOURCE_CHARS``) gets an ``error`` message (with the request's
 ``id`` when one could be read) and the connection stays open; a connection that
-sends something that is not a dict, or oversized input, is closed.
+sends something that is not a dict gets an ``error`` and is closed, as is one whose
+first message is not a valid ``hello``.
+
+Values of the ``list`` kind may arrive as tuples (msgpack without list decoding):
+read them as sequences.
 """
 
 from __future__ import annotations

@@ -1,0 +1,129 @@
+"""What our plugins cost a cluster that is not being debugged.
+
+Two clusters of the same shape run side by side: ours (``dask scheduler`` and two
+``dask worker --nthreads 1``: shell service, worker registry and keep-alive hooks
+installed by the ``dask_cli.debug`` preload) and the anchor, started with
+distributed's own CLI modules (``python -m distributed.cli.dask_scheduler`` /
+``dask_worker``), so nothing of ours is loaded. ``--no-shell`` would still load our
+preload, so it is not the anchor.
+
+- throughput of 20,000 no-op tasks (``client.map`` + ``wait``), runs interleaved.
+  Target: at least 0.97x (``--quick``: 1,000 tasks).
+- idle CPU of one worker over 30 s (``--quick``: 5 s), both clusters measured over
+  the same window. Target (ours, not the design's): at most 1.25x.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import Result, Settings
+from benchmarks._common import distributed_cluster
+from dask_cli.testing import ProcessCluster
+
+THROUGHPUT_TARGET = 0.97
+IDLE_CPU_TARGET = 1.25
+# 20,000 tasks take seconds per run on a busy 2-core machine: the median of 5 runs
+# (the minimum) of each cluster, not ``settings.repeats``.
+HEAVY_REPEATS = 5
+WORKERS = ("w1", "w2")
+
+
+def _ours(directory: Path) -> ProcessCluster:
+    cluster = ProcessCluster(directory)
+    cluster.start_scheduler()
+    for name in WORKERS:
+        cluster.start_worker(name, "--no-nanny", wait=False)
+    for name in WORKERS:
+        cluster.workers[name].wait_for(r"Registered to:", 60)
+    return cluster
+
+
+def _throughput(client: Any, tasks: int) -> float:
+    """Tasks per second for ``tasks`` no-op tasks submitted at once."""
+    from distributed import wait
+
+    def noop(x: int) -> None:  # nested: pickled by value
+        return None
+
+    start = time.perf_counter()
+    futures = client.map(noop, range(tasks), pure=False)
+    wait(futures)
+    elapsed = time.perf_counter() - start
+    del futures
+    return tasks / elapsed
+
+
+def _interleaved(clusters: dict[str, ProcessCluster], tasks: int, repeats: int) -> dict:
+    from distributed import Client
+
+    clients = {key: Client(c.scheduler_address) for key, c in clusters.items()}
+    try:
+        for client in clients.values():
+            client.wait_for_workers(len(WORKERS))
+            _throughput(client, min(tasks, 200))  # warm up
+        rates: dict[str, list[float]] = {key: [] for key in clusters}
+        for _ in range(repeats):
+            for key, client in clients.items():
+                rates[key].append(_throughput(client, tasks))
+        return rates
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def plugin_overhead(settings: Settings) -> list[Result]:
+    """Task throughput and idle worker CPU, ours vs distributed's plain CLI."""
+    tasks = 1_000 if settings.quick else 20_000
+    idle = 5.0 if settings.quick else 30.0
+    with tempfile.TemporaryDirectory(prefix="dask-cli-bench-") as tmp:
+        (Path(tmp) / "ours").mkdir()
+        (Path(tmp) / "anchor").mkdir()
+        clusters: dict[str, ProcessCluster] = {}
+        try:
+            clusters["ours"] = _ours(Path(tmp) / "ours")
+            clusters["anchor"] = distributed_cluster(
+                Path(tmp) / "anchor", len(WORKERS), "--no-nanny"
+            )
+            rates = _interleaved(clusters, tasks, HEAVY_REPEATS)
+
+            # Let the clients' departure settle, then measure both idle workers at once.
+            time.sleep(1)
+            pids = {key: c.workers["w1"].pid for key, c in clusters.items()}
+            before = {key: _cpu_seconds(pid) for key, pid in pids.items()}
+            time.sleep(idle)
+            used = {key: _cpu_seconds(pid) - before[key] for key, pid in pids.items()}
+        finally:
+            for cluster in clusters.values():
+                cluster.close()
+    return [
+        Result(
+            f"throughput of {tasks:,} no-op tasks with our plugins vs without",
+            statistics.median(rates["ours"]),
+            statistics.median(rates["anchor"]),
+            THROUGHPUT_TARGET,
+            better="higher",
+            unit="tasks/s",
+        ),
+        Result(
+            f"idle worker CPU over {idle:g} s with the shell service vs without",
+            100 * used["ours"] / idle,
+            100 * used["anchor"] / idle,
+            IDLE_CPU_TARGET,
+            unit="% CPU",
+        ),
+    ]
+
+
+BENCHMARKS = [plugin_overhead]

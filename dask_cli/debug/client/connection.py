@@ -1,0 +1,269 @@
+"""A client's connection to a shell service (the API the REPL and the runner use).
+
+One reader task dispatches what the service sends by request ``id``, so several
+requests (an eval, a completion, a stack dump) can be in flight on one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import itertools
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dask_cli.debug import protocol
+from dask_cli.debug.protocol import Completion, Result, TargetInfo
+from dask_cli.errors import ConnectionFailed
+
+OnOutput = Callable[[str, str], None]
+OnInput = Callable[[str], Awaitable["str | None"]]
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Result]
+    on_output: OnOutput | None = None
+    on_input: OnInput | None = None
+    is_eval: bool = False
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+def describe_connect_error(address: str, exc: BaseException) -> ConnectionFailed:
+    """One line for why a connection failed, with what to try (TLS refusals included)."""
+    import ssl
+
+    chain = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    texts = " ".join(str(e) for e in chain).lower()
+    root = chain[-1]
+    detail = str(root) or type(root).__name__
+    tls_hint = "Pass --tls-ca-file, --tls-cert and --tls-key signed by the cluster's CA."
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "certificate" in texts or "ssl" in texts:
+        if "ssl_context" in texts:
+            return ConnectionFailed(
+                f"{address} requires TLS and no certificates were given", hint=tls_hint
+            )
+        return ConnectionFailed(f"TLS connection to {address} refused: {detail}", hint=tls_hint)
+    if any(isinstance(e, (asyncio.TimeoutError, TimeoutError)) for e in chain) or (
+        "timed out" in texts
+    ):
+        return ConnectionFailed(
+            f"Timed out connecting to {address}",
+            hint="Is it running and reachable? Raise the wait with --timeout.",
+        )
+    return ConnectionFailed(f"Cannot connect to {address}: {detail}")
+
+
+class ShellConnection:
+    """An open shell session on a worker or scheduler.
+
+    ``target`` (``TargetInfo``) and ``banner`` come from the service's ``welcome``.
+    """
+
+    def __init__(self, comm: Any, welcome: protocol.Welcome, address: str):
+        self.comm = comm
+        self.address = address
+        self.session = welcome.session
+        self.target = TargetInfo.from_msg(welcome.target)
+        self.banner = welcome.banner
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._write_lock = asyncio.Lock()
+        self._closed: BaseException | None = None
+        self._reader = asyncio.ensure_future(self._read_loop())
+
+    @classmethod
+    async def open(
+        cls,
+        shell_address: str,
+        security: Any = None,
+        timeout: float = 10,
+        client: dict[str, Any] | None = None,
+    ) -> ShellConnection:
+        """Connect to ``shell_address``, say hello, and wait for the welcome."""
+        from distributed.comm import connect
+
+        args = security.get_connection_args("client") if security is not None else {}
+        try:
+            comm = await connect(shell_address, timeout=timeout, deserialize=False, **args)
+        except Exception as exc:
+            raise describe_connect_error(shell_address, exc) from None
+        hello = protocol.Hello(
+            version=protocol.PROTOCOL_VERSION,
+            client=client if client is not None else _whoami(),
+        )
+        try:
+            await comm.write(hello.to_msg())
+            reply = await asyncio.wait_for(comm.read(), timeout)
+            welcome = protocol.parse_service_message(reply)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await comm.close()
+            raise describe_connect_error(shell_address, exc) from None
+        if isinstance(welcome, protocol.Error):
+            await comm.close()
+            raise ConnectionFailed(f"{shell_address} refused the session: {welcome.message}")
+        if not isinstance(welcome, protocol.Welcome):
+            await comm.close()
+            raise ConnectionFailed(f"{shell_address} is not a dask-cli shell service")
+        return cls(comm, welcome, shell_address)
+
+    # --- requests -------------------------------------------------------------
+
+    async def eval(
+        self,
+        source: str,
+        mode: str = "auto",
+        on_output: OnOutput | None = None,
+        on_input: OnInput | None = None,
+        filename: str = "<shell>",
+    ) -> Result:
+        """Run ``source`` remotely; ``on_output(stream, text)`` gets output as it comes,
+        ``on_input(prompt)`` answers ``input()`` (None: end of file). Cancelling this
+        coroutine interrupts the remote code."""
+        request = protocol.Eval(id=next(self._ids), source=source, mode=mode, filename=filename)
+        pending = _Pending(self._new_future(), on_output, on_input, is_eval=True)
+        try:
+            return await self._send_request(request, pending)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self.interrupt(request.id)
+            raise
+
+    async def interrupt(self, id: int | None = None) -> None:
+        """Ctrl-C for eval ``id`` (by default every eval running on this connection)."""
+        ids = [id] if id is not None else [i for i, p in self._pending.items() if p.is_eval]
+        for eval_id in ids:
+            await self._write(protocol.Interrupt(id=eval_id).to_msg())
+
+    async def complete(self, source: str, cursor: int) -> list[Completion]:
+        result = await self.request(protocol.Complete(id=0, source=source, cursor=cursor))
+        if result.status != "ok":
+            return []
+        return [Completion(**item) for item in result.data or []]
+
+    async def stacks(self) -> str:
+        return str(self._data(await self.request(protocol.Stacks(id=0))))
+
+    async def logs(self, n: int = 100) -> list[str]:
+        return list(self._data(await self.request(protocol.Logs(id=0, n=n))))
+
+    async def info(self) -> TargetInfo:
+        return TargetInfo.from_msg(self._data(await self.request(protocol.Info(id=0))))
+
+    async def request(self, msg: protocol.Request) -> Result:
+        """Send any request (its ``id`` is assigned here) and wait for its result."""
+        msg.id = next(self._ids)
+        return await self._send_request(msg, _Pending(self._new_future()))
+
+    @staticmethod
+    def _data(result: Result) -> Any:
+        if result.status != "ok":
+            raise ConnectionFailed(result.traceback or f"request failed ({result.status})")
+        return result.data
+
+    async def close(self) -> None:
+        """Say bye and close; the remote session ends, the worker stays up."""
+        if self._closed is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._write(protocol.Bye().to_msg()), 2)
+        self._closed = self._closed or ConnectionFailed("connection closed")
+        self._reader.cancel()
+        with contextlib.suppress(BaseException):
+            await self._reader
+        with contextlib.suppress(Exception):
+            await self.comm.close()
+        self._fail_all(self._closed)
+
+    async def __aenter__(self) -> ShellConnection:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    # --- internals ------------------------------------------------------------
+
+    def _new_future(self) -> asyncio.Future[Result]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _send_request(self, msg: protocol.Request, pending: _Pending) -> Result:
+        if self._closed is not None:
+            raise ConnectionFailed(f"Connection to {self.address} is closed")
+        self._pending[msg.id] = pending
+        try:
+            await self._write(msg.to_msg())
+            return await pending.future
+        finally:
+            self._pending.pop(msg.id, None)
+
+    async def _write(self, msg: dict[str, Any]) -> None:
+        try:
+            async with self._write_lock:
+                await self.comm.write(msg)
+        except Exception as exc:
+            raise ConnectionFailed(f"Lost the connection to {self.address}: {exc}") from None
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                raw = await self.comm.read()
+                self._dispatch(protocol.parse_service_message(raw))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._closed = ConnectionFailed(
+                f"Lost the connection to {self.target.kind} {self.target.name!r} "
+                f"({self.address}): {type(exc).__name__}"
+            )
+            self._fail_all(self._closed)
+
+    def _dispatch(self, msg: protocol.Message) -> None:
+        if isinstance(msg, protocol.Result):
+            pending = self._pending.get(msg.id)
+            if pending is not None and not pending.future.done():
+                pending.future.set_result(msg)
+        elif isinstance(msg, protocol.Output):
+            pending = self._pending.get(msg.id)
+            if pending is not None and pending.on_output is not None:
+                pending.on_output(msg.stream, msg.text)
+        elif isinstance(msg, protocol.InputRequest):
+            pending = self._pending.get(msg.id)
+            task = asyncio.ensure_future(self._answer_input(msg, pending))
+            if pending is not None:
+                pending.tasks.add(task)
+                task.add_done_callback(pending.tasks.discard)
+        elif isinstance(msg, protocol.Error):
+            pending = self._pending.get(msg.id) if msg.id is not None else None
+            if pending is not None and not pending.future.done():
+                pending.future.set_result(
+                    Result(id=msg.id or 0, status="error", traceback=f"{msg.message}\n")
+                )
+
+    async def _answer_input(self, msg: protocol.InputRequest, pending: _Pending | None) -> None:
+        text = None
+        if pending is not None and pending.on_input is not None:
+            text = await pending.on_input(msg.prompt)
+        with contextlib.suppress(ConnectionFailed):
+            await self._write(protocol.InputReply(id=msg.id, text=text).to_msg())
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for pending in list(self._pending.values()):
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+
+
+def _whoami() -> dict[str, Any]:
+    """Who is connecting, for the target's audit log."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "?"
+    return {"user": user, "host": socket.gethostname(), "pid": os.getpid()}

@@ -1,0 +1,170 @@
+"""From what the user typed (a name, an address, a prefix) to a worker's shell address.
+
+The scheduler is only used to resolve names: once the shell address is known the
+client connects to the worker directly, so an address still works after the
+scheduler died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from dask_cli.debug import protocol
+from dask_cli.debug.client.connection import describe_connect_error
+from dask_cli.debug.client.settings import ClientSettings
+from dask_cli.debug.names import WorkerRecord, build_records, resolve
+from dask_cli.errors import ConnectionFailed, DaskCliError
+
+# With an address to fall back on, wait at most this long for the scheduler.
+SCHEDULER_WAIT_FOR_ADDRESS = 2.0
+
+
+class RemoteError(Exception):
+    """The server answered, with an error (e.g. it has no such handler)."""
+
+
+async def _scheduler_call(
+    settings: ClientSettings, address: str, op: str, timeout: float | None = None, **kwargs: Any
+) -> Any:
+    """One request to the scheduler (or a worker) at ``address``.
+
+    Connection problems (unreachable, timeout, TLS refused) become ``ConnectionFailed``;
+    an error answered by the server becomes ``RemoteError``.
+    """
+    from distributed.comm import connect
+    from distributed.core import send_recv
+
+    timeout = timeout or settings.connect_timeout()
+    try:
+        comm = await connect(
+            address,
+            timeout=timeout,
+            deserialize=False,
+            **settings.security().get_connection_args("client"),
+        )
+    except Exception as exc:
+        raise describe_connect_error(address, exc) from None
+    try:
+        return await asyncio.wait_for(
+            send_recv(comm, op=op, serializers=("msgpack",), **kwargs), timeout
+        )
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise describe_connect_error(address, exc) from None
+    except Exception as exc:
+        raise RemoteError(str(exc)) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await comm.close()
+
+
+async def list_workers(
+    settings: ClientSettings, timeout: float | None = None
+) -> list[WorkerRecord]:
+    """Every worker the scheduler knows (and kept-alive ones that left it)."""
+    address = settings.scheduler_address()
+    try:
+        records = await _scheduler_call(settings, address, protocol.WORKERS_HANDLER, timeout)
+    except RemoteError:
+        records = None
+    if isinstance(records, (list, tuple)):
+        return [WorkerRecord.from_dict(r) for r in records if isinstance(r, dict)]
+    # A scheduler without our plugin (it answers None to an unknown handler):
+    # compute the same records here.
+    identity = await _scheduler_call(settings, address, "identity", timeout)
+    metadata = await _scheduler_call(
+        settings,
+        address,
+        "get_metadata",
+        timeout,
+        keys=[protocol.METADATA_KEY, "workers"],
+        default={},
+    )
+    workers = {
+        addr: {
+            "name": info.get("name", addr),
+            "status": info.get("status", "unknown"),
+            "nthreads": info.get("nthreads"),
+            "memory_limit": info.get("memory_limit"),
+            "tasks": (info.get("metrics") or {}).get("executing", 0),
+        }
+        for addr, info in (identity.get("workers") or {}).items()
+    }
+    return build_records(workers, metadata)
+
+
+def _looks_like_address(query: str) -> bool:
+    if "://" in query:
+        return True
+    host, _, port = query.rpartition(":")
+    return bool(host) and port.isdigit()
+
+
+async def resolve_worker(settings: ClientSettings, query: str) -> WorkerRecord:
+    """The worker ``query`` names, with its shell address.
+
+    An address works without a scheduler: when none is reachable we ask the
+    address itself for its shell address (``SHELL_ADDRESS_HANDLER``), or take it
+    as the shell address.
+    """
+    scheduler_error: DaskCliError | None = None
+    if settings.has_scheduler() or not _looks_like_address(query):
+        try:
+            # Given an address, do not wait long for a scheduler that may be gone:
+            # the worker itself can answer.
+            timeout = None
+            if _looks_like_address(query):
+                timeout = min(settings.connect_timeout(), SCHEDULER_WAIT_FOR_ADDRESS)
+            record = resolve(await list_workers(settings, timeout), query)
+        except ConnectionFailed as exc:
+            if not _looks_like_address(query):
+                raise
+            scheduler_error = exc
+        else:
+            if not record.shell_address:
+                raise ConnectionFailed(
+                    f"Worker {record.name!r} has no shell service",
+                    hint="Start workers with `dask worker` (shell on by default) or "
+                    "`--preload dask_cli.debug`; `--no-shell` turns it off.",
+                )
+            return record
+    return await _resolve_direct(settings, query, scheduler_error)
+
+
+async def _resolve_direct(
+    settings: ClientSettings, query: str, scheduler_error: DaskCliError | None
+) -> WorkerRecord:
+    address = query if "://" in query else _default_scheme(settings) + query
+    try:
+        shell = await _scheduler_call(settings, address, protocol.SHELL_ADDRESS_HANDLER)
+    except RemoteError:
+        shell = None
+    if isinstance(shell, str) and shell:
+        return WorkerRecord(name=query, address=address, shell_address=shell, status="unknown")
+    if isinstance(shell, dict) and shell.get("op") == "error":
+        # The address answered like a shell service: it is one.
+        return WorkerRecord(name=query, address=address, shell_address=address)
+    if scheduler_error is not None:
+        raise scheduler_error
+    raise ConnectionFailed(f"No dask-cli shell service at {address}")
+
+
+def _default_scheme(settings: ClientSettings) -> str:
+    return "tls://" if settings.security().require_encryption else "tcp://"
+
+
+async def resolve_scheduler_shell(settings: ClientSettings) -> str:
+    """The scheduler's shell address (its ``SHELL_ADDRESS_HANDLER``)."""
+    address = settings.scheduler_address()
+    try:
+        shell = await _scheduler_call(settings, address, protocol.SHELL_ADDRESS_HANDLER)
+    except RemoteError:
+        shell = None
+    if not isinstance(shell, str) or not shell:
+        raise ConnectionFailed(
+            f"The scheduler at {address} has no shell service",
+            hint="Start it with `dask scheduler` (shell on by default) or "
+            "`--preload dask_cli.debug`.",
+        )
+    return shell

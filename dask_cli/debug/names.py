@@ -1,0 +1,133 @@
+"""Worker records and name resolution: one implementation for the scheduler plugin
+(which answers ``WORKERS_HANDLER``) and the client (which computes the same records
+itself from ``identity()`` and the metadata when the scheduler has no plugin).
+
+Pure functions over plain dicts: no distributed import, easy to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from dask_cli.errors import WorkerNotFound
+
+KEPT_ALIVE = "kept-alive"
+
+
+@dataclass
+class WorkerRecord:
+    """What ``dask worker list`` shows and ``dask worker shell NAME`` connects to."""
+
+    name: str
+    address: str
+    shell_address: str | None = None
+    status: str = "unknown"
+    nthreads: int = 0
+    memory_limit: int = 0
+    tasks: int = 0
+    host: str | None = None
+    pid: int | None = None
+    kept_alive_reason: str | None = None
+    kept_alive_since: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkerRecord:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["name"] = str(values.get("name", values.get("address", "")))
+        values.setdefault("address", "")
+        return cls(**values)
+
+
+def build_records(
+    workers: Mapping[str, Mapping[str, Any]],
+    metadata: Mapping[str, Any] | None,
+    remembered: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[WorkerRecord]:
+    """Records for the workers the scheduler knows, plus ``remembered`` kept-alive ones.
+
+    ``workers``: address → {name, status, nthreads, memory_limit, tasks} (scheduler
+    state or ``identity()["workers"]``). ``metadata``: address → the record each
+    worker published with ``set_metadata`` (shell address, kept-alive state).
+    """
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    records = []
+    for address, info in workers.items():
+        published = metadata.get(address)
+        published = published if isinstance(published, Mapping) else {}
+        status = str(info.get("status", "unknown"))
+        if published.get("status") == KEPT_ALIVE:
+            status = KEPT_ALIVE
+        records.append(
+            WorkerRecord(
+                name=str(info.get("name", address)),
+                address=address,
+                shell_address=published.get("shell_address"),
+                status=status,
+                nthreads=int(info.get("nthreads") or 0),
+                memory_limit=int(info.get("memory_limit") or 0),
+                tasks=int(info.get("tasks") or 0),
+                host=published.get("host"),
+                pid=published.get("pid"),
+                kept_alive_reason=published.get("kept_alive_reason"),
+                kept_alive_since=published.get("kept_alive_since"),
+            )
+        )
+    live_names = {r.name for r in records}
+    for address, data in (remembered or {}).items():
+        if address in workers or str(data.get("name")) in live_names:
+            continue
+        record = WorkerRecord.from_dict({**data, "address": address})
+        record.status = KEPT_ALIVE
+        records.append(record)
+    return sorted(records, key=lambda r: (r.name, r.address))
+
+
+def _bare(address: str) -> str:
+    return address.split("://", 1)[-1]
+
+
+def resolve(records: Iterable[WorkerRecord], query: str) -> WorkerRecord:
+    """The one worker ``query`` names: exact name, exact worker or shell address (with or
+    without protocol), else an unambiguous prefix of a name or an address."""
+    records = list(records)
+    query = str(query).strip()
+    for exact in (
+        lambda r: r.name == query,
+        lambda r: query in (r.address, r.shell_address),
+        lambda r: _bare(query) in (_bare(r.address), _bare(r.shell_address or "\0")),
+    ):
+        found = [r for r in records if exact(r)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise _ambiguous(query, found)
+    matches = [
+        r
+        for r in records
+        if r.name.startswith(query)
+        or r.address.startswith(query)
+        or _bare(r.address).startswith(_bare(query))
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise _ambiguous(query, matches)
+    known = ", ".join(r.name for r in records) or "none"
+    raise WorkerNotFound(
+        f"No worker named {query!r}. Known workers: {known}",
+        hint="Use a name, an address or an unambiguous prefix (see `dask worker list`).",
+    )
+
+
+def _ambiguous(query: str, matches: list[WorkerRecord]) -> WorkerNotFound:
+    names = ", ".join(f"{r.name} ({r.address})" for r in matches)
+    return WorkerNotFound(
+        f"{query!r} matches several workers: {names}",
+        hint="Give the full name or address.",
+    )

@@ -1,0 +1,170 @@
+"""The helpers a shell session puts in its namespace: ``tasks()``, ``logs()``,
+``stacks()``, ``story(key)``.
+
+They read the server's state from the session's thread while the server's event
+loop keeps changing it, so they copy containers first (retrying the rare
+"changed size during iteration") and return plain text objects whose ``repr`` is
+readable in a terminal: no rich here, this runs inside workers.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Text(str):
+    """A string that shows as itself (not quoted) at the prompt."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class Table:
+    """Rows with named columns; its repr is a plain-text table, and it iterates rows."""
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]):
+        self.columns = list(columns)
+        self.rows = [tuple(row) for row in rows]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        return self.rows[index]
+
+    def __repr__(self) -> str:
+        cells = [self.columns] + [["-" if c is None else str(c) for c in row] for row in self.rows]
+        widths = [min(60, max(len(row[i]) for row in cells)) for i in range(len(self.columns))]
+        lines = []
+        for n, row in enumerate(cells):
+            lines.append(
+                "  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+            )
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        lines.append(f"({len(self.rows)} rows)")
+        return "\n".join(lines)
+
+
+def snapshot(read: Callable[[], T], attempts: int = 5) -> T:
+    """``read()``, retried when the event loop mutated a container under us."""
+    for n in range(attempts):
+        try:
+            return read()
+        except RuntimeError:
+            if n == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def is_scheduler(server: Any) -> bool:
+    return type(server).__name__ == "Scheduler" or hasattr(server, "transition_log")
+
+
+def task_table(server: Any) -> Table:
+    """Task states of a worker (key, state, prefix, bytes, where it runs) or a scheduler."""
+    if is_scheduler(server):
+        tasks = snapshot(lambda: list(server.tasks.values()))
+        rows = []
+        for ts in tasks:
+            where = ts.processing_on.address if ts.processing_on else None
+            holders = snapshot(lambda ts=ts: [ws.address for ws in ts.who_has or ()])
+            rows.append(
+                (
+                    ts.key,
+                    ts.state,
+                    ts.prefix.name,
+                    ts.nbytes if ts.nbytes >= 0 else None,
+                    where or (",".join(holders) or None),
+                )
+            )
+        return Table(["key", "state", "prefix", "nbytes", "worker"], rows)
+    state = server.state
+    tasks = snapshot(lambda: list(state.tasks.values()))
+    threads = snapshot(lambda: {key: ident for ident, key in server.active_threads.items()})
+    rows = []
+    for ts in tasks:
+        rows.append(
+            (ts.key, ts.state, ts.prefix, ts.nbytes, threads.get(ts.key), ts.exception_text or None)
+        )
+    return Table(["key", "state", "prefix", "nbytes", "thread", "error"], rows)
+
+
+def log_lines(server: Any, n: int = 20) -> list[str]:
+    """The server's last ``n`` log lines, oldest first (distributed keeps them in a deque)."""
+    entries = snapshot(lambda: server.get_logs(n=n))
+    return [line for _, line in reversed(entries)]
+
+
+def stacks_text(server: Any | None = None) -> Text:
+    """Every thread's stack; the threads running tasks are marked with their key."""
+    active: dict[int, Any] = {}
+    if server is not None:
+        active = snapshot(lambda: dict(getattr(server, "active_threads", {}) or {}))
+    names = {t.ident: t.name for t in threading.enumerate()}
+    loop_thread = None
+    loop = getattr(getattr(server, "loop", None), "asyncio_loop", None)
+    if loop is not None:
+        loop_thread = getattr(loop, "_thread_id", None)
+    here = threading.get_ident()
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        if ident == here:
+            continue
+        title = f'Thread {ident} "{names.get(ident, "?")}"'
+        if ident == loop_thread:
+            title += " (event loop)"
+        if ident in active:
+            title += f" running task {active[ident]!r}"
+        parts.append(title + "\n" + "".join(traceback.format_stack(frame)))
+    return Text("\n".join(parts))
+
+
+def story_lines(server: Any, *keys: Any) -> Table:
+    """What the server remembers about ``keys`` (distributed's story), one row per event."""
+    if is_scheduler(server):
+        events = server.story(*keys)
+        return Table(["key", "start", "finish", "recommendations", "stimulus", "time"], events)
+    events = server.state.story(*keys)
+    return Table(["event"], [(" ".join(map(str, e)),) for e in events])
+
+
+class LogLines(list):
+    """Log lines whose repr is the lines themselves."""
+
+    def __repr__(self) -> str:
+        return "\n".join(self)
+
+
+def namespace_helpers(server: Any) -> dict[str, Any]:
+    """The helper functions bound to ``server`` for a session's namespace."""
+
+    def tasks() -> Table:
+        """Table of task states (iterate it for rows)."""
+        return task_table(server)
+
+    def logs(n: int = 20) -> LogLines:
+        """The last ``n`` log lines of this process."""
+        return LogLines(log_lines(server, n))
+
+    def stacks() -> Text:
+        """Every thread's stack, marking the threads that run tasks."""
+        return stacks_text(server)
+
+    def story(*keys: Any) -> Table:
+        """distributed's story of the given keys on this server."""
+        return story_lines(server, *keys)
+
+    helpers: dict[str, Any] = {"tasks": tasks, "logs": logs, "stacks": stacks, "story": story}
+    if not is_scheduler(server) and hasattr(server, "data"):  # a nanny has none
+        helpers["data"] = server.data
+    return helpers

@@ -1,0 +1,335 @@
+"""The shell service: a ``distributed.comm`` listener on its own thread and event loop.
+
+Its own loop is what lets it answer (stacks, logs, a session running plain code)
+while the worker's or scheduler's event loop is blocked by a task or a deadlock.
+It speaks the messages of :mod:`dask_cli.debug.protocol` over TCP or TLS with the
+server's ``Security``: with TLS, distributed's listener requires a client
+certificate signed by the cluster's CA, so the shell never widens who can run code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import Any
+
+import dask.config
+
+from dask_cli.debug import protocol
+from dask_cli.debug.service.helpers import is_scheduler, log_lines, stacks_text
+from dask_cli.debug.service.session import ShellSession, server_loop
+from dask_cli.errors import DaskCliError
+
+logger = logging.getLogger("dask_cli.debug.service")
+
+HELLO_TIMEOUT = 10
+# Calls into the server's own loop (keepalive on/off, release) give up after this.
+SERVER_CALL_TIMEOUT = 10
+
+
+def shell_enabled(server: Any) -> bool:
+    """Off with ``cli.shell.enabled: false`` (``--no-shell``) or when the server's
+    blocked handlers name ``BLOCKED_HANDLER_NAME``."""
+    from dask_cli import config
+
+    if not config.get("shell.enabled", True):
+        return False
+    kind = "scheduler" if is_scheduler(server) else "worker"
+    blocked = set(dask.config.get(f"distributed.{kind}.blocked-handlers", None) or ())
+    blocked |= set(getattr(server, "blocked_handlers", None) or ())
+    return protocol.BLOCKED_HANDLER_NAME not in blocked
+
+
+def parse_ports(spec: Any) -> list[int]:
+    """``cli.shell.port``: 0/None (random), an int, ``"9000"`` or a range ``"9000:9010"``."""
+    if spec is None or spec == "":
+        return [0]
+    if isinstance(spec, int):
+        return [spec]
+    text = str(spec).strip()
+    if ":" in text:
+        first, last = text.split(":", 1)
+        try:
+            low, high = int(first), int(last)
+        except ValueError:
+            raise ValueError(f"bad shell port range {text!r}, expected FIRST:LAST") from None
+        if high < low:
+            raise ValueError(f"bad shell port range {text!r}: {high} < {low}")
+        return list(range(low, high + 1))
+    try:
+        return [int(text)]
+    except ValueError:
+        raise ValueError(f"bad shell port {text!r}") from None
+
+
+class ShellService:
+    """Serves shell sessions for ``server`` (a Worker or a Scheduler)."""
+
+    def __init__(self, server: Any, role: str):
+        self.server = server
+        self.role = role  # "worker" or "scheduler": which TLS settings to use
+        self.kind = "scheduler" if is_scheduler(server) else "worker"
+        self.address: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._listener: Any = None
+        self._sessions: set[ShellSession] = set()
+
+    # --- lifecycle (called from any thread) ----------------------------------
+
+    def start(self, timeout: float = 30) -> str:
+        """Start the thread and listen; return the shell's contact address."""
+        started: dict[str, Any] = {}
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                started["address"] = loop.run_until_complete(self._listen())
+            except BaseException as exc:
+                started["error"] = exc
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="dask-cli-shell-service", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("the dask-cli shell service did not start")
+        if "error" in started:
+            raise started["error"]
+        self.address = started["address"]
+        return self.address
+
+    def stop(self, timeout: float = 5) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        async def shutdown() -> None:
+            if self._listener is not None:
+                self._listener.stop()
+            for session in list(self._sessions):
+                await session.close()
+            loop.stop()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # --- on the service loop --------------------------------------------------
+
+    async def _listen(self) -> str:
+        from distributed.comm import listen
+        from distributed.comm.addressing import parse_address, unparse_host_port
+
+        from dask_cli import config
+
+        own_listener = self.server.listener
+        scheme, loc = parse_address(own_listener.listen_address)
+        host = loc.rsplit(":", 1)[0] if ":" in loc else loc
+        if host.startswith("["):
+            host = host[1:-1]
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            # inproc:// (an in-process cluster) cannot be reached from a terminal.
+            scheme, host = "tcp", "127.0.0.1"
+        listen_args = self.server.security.get_listen_args(self.role)
+        last_error: Exception | None = None
+        for port in parse_ports(config.get("shell.port", 0)):
+            address = f"{scheme}://{unparse_host_port(host, port)}"
+            listener = listen(address, self._handle_comm, deserialize=False, **listen_args)
+            try:
+                await listener.start()
+            except OSError as exc:
+                last_error = exc
+                continue
+            self._listener = listener
+            return listener.contact_address
+        raise OSError(f"no free shell port in {config.get('shell.port')!r}: {last_error}")
+
+    async def _handle_comm(self, comm: Any) -> None:
+        """One client connection: ``hello``, then requests until ``bye`` or close."""
+        session: ShellSession | None = None
+        tasks: set[asyncio.Task[Any]] = set()
+        write_lock = asyncio.Lock()
+
+        async def send(msg: dict[str, Any]) -> None:
+            async with write_lock:
+                await comm.write(msg)
+
+        try:
+            try:
+                first = await asyncio.wait_for(comm.read(), HELLO_TIMEOUT)
+                hello = protocol.parse_client_message(first)
+                if not isinstance(hello, protocol.Hello):
+                    raise protocol.ProtocolError("the first message must be 'hello'")
+                if hello.version != protocol.PROTOCOL_VERSION:
+                    raise protocol.ProtocolError(
+                        f"protocol version {hello.version} not supported "
+                        f"(this service speaks {protocol.PROTOCOL_VERSION})"
+                    )
+            except (protocol.ProtocolError, asyncio.TimeoutError) as exc:
+                with contextlib.suppress(Exception):
+                    await send(protocol.Error(message=str(exc) or "no hello").to_msg())
+                return
+            session_id = uuid.uuid4().hex[:8]
+            session = ShellSession(
+                self.server, session_id, _plain(hello.client), asyncio.get_running_loop(), send
+            )
+            self._sessions.add(session)
+            await send(
+                protocol.Welcome(
+                    version=protocol.PROTOCOL_VERSION,
+                    session=session_id,
+                    target=self.target_info().to_msg(),
+                    banner=self.banner(),
+                ).to_msg()
+            )
+            while True:
+                raw = await comm.read()
+                if not isinstance(raw, dict):
+                    await send(protocol.Error(message="expected a dict message").to_msg())
+                    return
+                try:
+                    msg = protocol.parse_client_message(raw)
+                except protocol.ProtocolError as exc:
+                    raw_id = raw.get("id")
+                    await send(
+                        protocol.Error(
+                            message=str(exc),
+                            id=raw_id if type(raw_id) is int else None,
+                        ).to_msg()
+                    )
+                    continue
+                if isinstance(msg, protocol.Bye):
+                    return
+                if isinstance(msg, protocol.Interrupt):
+                    session.interrupt(msg.id)
+                elif isinstance(msg, protocol.InputReply):
+                    session.input_reply(msg.id, msg.text)
+                elif isinstance(msg, protocol.Eval):
+                    _spawn(tasks, session.eval(msg))
+                elif isinstance(msg, protocol.Request):
+                    _spawn(tasks, self._answer(session, msg, send))
+        except Exception as exc:
+            from distributed.comm import CommClosedError
+
+            if not isinstance(exc, CommClosedError):
+                logger.warning("dask-cli shell: connection ended: %r", exc)
+        finally:
+            if session is not None:
+                self._sessions.discard(session)
+                await session.close()
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await comm.close()
+
+    async def _answer(self, session: ShellSession, msg: protocol.Request, send: Any) -> None:
+        """Non-eval requests: one ``result`` each, ``error`` status if they fail."""
+        try:
+            data = await self._request_data(session, msg)
+            result = protocol.Result(id=msg.id, data=data)
+        except DaskCliError as exc:
+            result = protocol.Result(id=msg.id, status="error", traceback=exc.message)
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            result = protocol.Result(id=msg.id, status="error", traceback=text)
+        with contextlib.suppress(Exception):
+            await send(result.to_msg())
+
+    async def _request_data(self, session: ShellSession, msg: protocol.Request) -> Any:
+        loop = asyncio.get_running_loop()
+        if isinstance(msg, protocol.Stacks):
+            return str(stacks_text(self.server))
+        if isinstance(msg, protocol.Logs):
+            return log_lines(self.server, max(0, msg.n))
+        if isinstance(msg, protocol.Info):
+            return self.target_info().to_msg()
+        if isinstance(msg, protocol.Complete):
+            from dask_cli.debug.service import completion
+
+            completions = await loop.run_in_executor(
+                None, completion.complete, msg.source, msg.cursor, session.namespace
+            )
+            return [c.__dict__ if not isinstance(c, dict) else c for c in completions]
+        if isinstance(msg, (protocol.SetKeepalive, protocol.Release)):
+            from dask_cli.debug.service import keepalive
+
+            # Called on this thread: they must work while the server's loop is blocked
+            # (they schedule their own work on it); a coroutine result runs there.
+            if isinstance(msg, protocol.SetKeepalive):
+                result = keepalive.set_enabled(self.server, msg.enabled)
+            else:
+                result = keepalive.release(self.server)
+            if asyncio.iscoroutine(result):
+                await asyncio.wait_for(self._on_server_loop(result), SERVER_CALL_TIMEOUT)
+            return self.target_info().to_msg()
+        raise protocol.ProtocolError(f"unsupported request {msg.op!r}")
+
+    def _on_server_loop(self, coro: Any) -> asyncio.Future[Any]:
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, server_loop(self.server)))
+
+    # --- what the service tells clients --------------------------------------
+
+    def target_info(self) -> protocol.TargetInfo:
+        server = self.server
+        status = getattr(getattr(server, "status", None), "name", "unknown")
+        info = protocol.TargetInfo(
+            kind=self.kind,
+            name=str(server.id if self.kind == "scheduler" else server.name),
+            address=server.address,
+            shell_address=self.address or "",
+            status=status,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+        try:
+            from dask_cli.debug.service import keepalive
+
+            fields = getattr(keepalive, "target_fields", None)
+            if fields is not None:
+                for key, value in (fields(server) or {}).items():
+                    setattr(info, key, value)
+        except ImportError:
+            pass
+        except Exception:
+            logger.debug("dask-cli shell: keepalive.target_fields failed", exc_info=True)
+        return info
+
+    def banner(self) -> str:
+        info = self.target_info()
+        ns = self.kind
+        return (
+            f"dask-cli shell in {info.kind} {info.name} ({info.address}, pid {info.pid})\n"
+            f"Namespace: {ns}, dask, distributed, tasks(), "
+            + ("data, " if ns == "worker" else "")
+            + "logs(n), stacks(), story(key). Top-level await runs on the "
+            f"{ns}'s event loop; exit() ends the session, not the {ns}."
+        )
+
+
+def _spawn(tasks: set[asyncio.Task[Any]], coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+def _plain(client: dict[str, Any]) -> dict[str, Any]:
+    """Keep the client's self-description small and serialisable (it goes to the audit log)."""
+    return {str(k)[:64]: str(v)[:256] for k, v in list(client.items())[:16]}

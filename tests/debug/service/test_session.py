@@ -1,0 +1,238 @@
+"""Shell sessions against in-process workers, driven through ShellConnection."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from distributed import Client, Scheduler, Worker
+
+from dask_cli.debug.client.connection import ShellConnection
+from dask_cli.debug.service.plugin import ShellWorkerPlugin
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def worker():
+    async with Scheduler(host="127.0.0.1", dashboard_address=":0") as scheduler:
+        async with Worker(scheduler.address, host="127.0.0.1", name="w1", nthreads=2) as w:
+            await w.plugin_add(ShellWorkerPlugin(), name=ShellWorkerPlugin.name)
+            yield w
+
+
+@pytest.fixture
+async def conn(worker):
+    connection = await ShellConnection.open(worker.dask_cli_shell.address, None, 10)
+    yield connection
+    await connection.close()
+
+
+async def run(conn, source, mode="exec"):
+    out = []
+    result = await conn.eval(source, mode=mode, on_output=lambda s, t: out.append((s, t)))
+    return result, "".join(t for _, t in out)
+
+
+async def test_welcome_names_the_worker(conn, worker):
+    assert conn.target.kind == "worker"
+    assert conn.target.name == "w1"
+    assert conn.target.address == worker.address
+    assert "worker" in conn.banner
+
+
+async def test_expression_value_and_underscore(conn):
+    result = await conn.eval("6 * 7")
+    assert (result.status, result.value) == ("ok", "42")
+    result = await conn.eval("_ + 1")
+    assert result.value == "43"
+    result = await conn.eval("x = 1")  # a statement has no value
+    assert (result.status, result.value) == ("ok", None)
+
+
+async def test_session_sees_real_state(conn, worker):
+    async with Client(worker.scheduler.address, asynchronous=True) as client:
+        future = client.submit(sum, [1, 2, 3], key="total")
+        assert await future == 6
+        result, out = await run(
+            conn,
+            "print(data['total'])\n"
+            "rows = list(tasks())\n"
+            "print([r[:2] for r in rows])\n"
+            "print(len(story('total')) > 0)\n"
+            "print(repr(tasks()).splitlines()[0].split())",
+        )
+        assert result.status == "ok", result.traceback
+        lines = out.splitlines()
+        assert lines[0] == "6"
+        assert "('total', 'memory')" in lines[1]
+        assert lines[2] == "True"
+        assert lines[3].startswith("['key', 'state', 'prefix'")
+
+
+async def test_top_level_await_runs_on_worker_loop(conn, worker):
+    result = await conn.eval("(await worker.scheduler.identity())['type']")
+    assert (result.status, result.value) == ("ok", "'Scheduler'")
+
+
+async def test_error_traceback_is_remote_and_user_only(conn):
+    result, _ = await run(conn, "def f():\n    raise ValueError('boom')\nf()")
+    assert result.status == "error"
+    assert "ValueError: boom" in result.traceback
+    assert "raise ValueError('boom')" in result.traceback  # source lines are shown
+    assert "session.py" not in result.traceback
+    syntax = await conn.eval("def (")
+    assert syntax.status == "error" and "SyntaxError" in syntax.traceback
+
+
+async def test_interrupt_sleep_while_worker_keeps_computing(conn, worker):
+    async with Client(worker.scheduler.address, asynchronous=True) as client:
+        task = asyncio.ensure_future(conn.eval("import time\ntime.sleep(30)", mode="exec"))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        # The worker computes while the session sleeps.
+        assert await client.submit(lambda x: x + 1, 1, pure=False) == 2
+        start = time.monotonic()
+        await conn.interrupt()
+        result = await asyncio.wait_for(task, 5)
+        assert result.status == "interrupted"
+        assert time.monotonic() - start < 1.0
+        assert await client.submit(lambda x: x * 2, 21, pure=False) == 42
+    # The session goes on (on a fresh thread).
+    assert (await conn.eval("1 + 1")).value == "2"
+
+
+async def test_interrupt_python_loop_raises_keyboardinterrupt(conn):
+    source = (
+        "n = 0\ntry:\n    while True:\n        n += 1\n"
+        "except KeyboardInterrupt:\n    stopped = True\n    raise"
+    )
+    task = asyncio.ensure_future(conn.eval(source, mode="exec"))
+    await asyncio.sleep(0.2)
+    await conn.interrupt()
+    result = await asyncio.wait_for(task, 5)
+    assert result.status == "interrupted"
+    assert (await conn.eval("stopped")).value == "True"
+
+
+async def test_interrupt_await_cancels(conn):
+    task = asyncio.ensure_future(conn.eval("import asyncio\nawait asyncio.sleep(30)"))
+    await asyncio.sleep(0.2)
+    await conn.interrupt()
+    result = await asyncio.wait_for(task, 5)
+    assert result.status == "interrupted"
+
+
+async def test_exit_ends_session_not_worker(conn, worker):
+    for source in ("exit()", "quit()", "raise SystemExit(3)"):
+        result = await conn.eval(source)
+        assert result.status == "exit"
+    assert worker.status.name == "running"
+    again = await ShellConnection.open(worker.dask_cli_shell.address, None, 10)
+    assert (await again.eval("worker.name")).value == "'w1'"
+    await again.close()
+
+
+async def test_output_streams_while_code_runs(conn):
+    seen: list[float] = []
+    start = time.monotonic()
+    task = asyncio.ensure_future(
+        conn.eval(
+            "import time\nfor i in range(10):\n    print(i)\n    time.sleep(0.1)",
+            mode="exec",
+            on_output=lambda stream, text: seen.append(time.monotonic()),
+        )
+    )
+    result = await task
+    end = time.monotonic()
+    assert result.status == "ok"
+    assert seen, "no output"
+    assert seen[0] - start < (end - start) / 2  # the first line came before the loop ended
+
+
+async def test_output_goes_to_session_not_worker_stdout(conn, capsys):
+    result, out = await run(conn, "import sys, warnings\nprint('a')\nprint('b', file=sys.stderr)")
+    assert result.status == "ok"
+    assert out == "a\nb\n"
+    captured = capsys.readouterr()
+    assert "a\n" not in captured.out and "b\n" not in captured.err
+
+
+async def test_large_output_streams_in_chunks(conn):
+    sizes: list[int] = []
+    result = await conn.eval(
+        "import sys\nfor _ in range(64):\n    sys.stdout.write('x' * (1 << 20))",
+        mode="exec",
+        on_output=lambda stream, text: sizes.append(len(text)),
+    )
+    assert result.status == "ok"
+    assert sum(sizes) == 64 << 20
+    assert max(sizes) <= 1 << 20
+
+
+async def test_input_reaches_the_client(conn):
+    prompts = []
+
+    async def on_input(prompt):
+        prompts.append(prompt)
+        return "bob"
+
+    out = []
+    result = await conn.eval(
+        "name = input('who? ')\nprint('hi', name)",
+        mode="exec",
+        on_output=lambda s, t: out.append(t),
+        on_input=on_input,
+    )
+    assert result.status == "ok", result.traceback
+    assert "".join(out) == "who? hi bob\n"
+    eof = await conn.eval("input()")
+    assert eof.status == "error" and "EOFError" in eof.traceback
+
+
+async def test_two_sessions_have_separate_namespaces(conn, worker):
+    other = await ShellConnection.open(worker.dask_cli_shell.address, None, 10)
+    try:
+        await conn.eval("secret = 1")
+        result = await other.eval("secret")
+        assert result.status == "error" and "NameError" in result.traceback
+        first, second = await asyncio.gather(conn.eval("secret"), other.eval("1 + 1"))
+        assert (first.value, second.value) == ("1", "2")
+    finally:
+        await other.close()
+
+
+async def test_concurrent_requests_on_one_connection(conn):
+    sleeper = asyncio.ensure_future(conn.eval("import time\ntime.sleep(0.5)\n'done'", mode="exec"))
+    stacks, logs = await asyncio.gather(conn.stacks(), conn.logs(5))
+    assert "dask-cli-shell" in stacks
+    assert isinstance(logs, list)
+    assert (await sleeper).status == "ok"
+
+
+async def test_every_source_is_audited(conn, worker):
+    await conn.eval("1 + 2")
+    scheduler_events = []
+    for _ in range(50):
+        async with Client(worker.scheduler.address, asynchronous=True) as client:
+            scheduler_events = await client.get_events("dask-cli-shell")
+        if scheduler_events:
+            break
+        await asyncio.sleep(0.1)
+    sources = [event["source"] for _, event in scheduler_events]
+    assert "1 + 2" in sources
+    assert scheduler_events[0][1]["client"]["user"]
+
+
+async def test_abandoned_code_output_is_dropped(conn):
+    source = (
+        "import time\ntry:\n    time.sleep(1.5)\nexcept KeyboardInterrupt:\n    pass\nprint('late')"
+    )
+    task = asyncio.ensure_future(conn.eval(source, mode="exec"))
+    await asyncio.sleep(0.2)
+    await conn.interrupt()
+    assert (await asyncio.wait_for(task, 5)).status == "interrupted"
+    result, out = await run(conn, "import time\ntime.sleep(2)\nprint('next')")
+    assert result.status == "ok"
+    assert out == "next\n"

@@ -1,0 +1,80 @@
+"""Per-session output routing and its bounded buffer."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+from dask_cli.debug.service.streams import (
+    MAX_PENDING_BYTES,
+    RoutedStdin,
+    RoutedStream,
+    SessionOutput,
+    current_output,
+)
+
+
+def test_routed_stream_forwards_outside_sessions():
+    original = io.StringIO()
+    stream = RoutedStream(original, "stdout")
+    output = SessionOutput(lambda urgent: None, lambda prompt: None)
+    stream.write("task output\n")
+
+    def in_session():
+        current_output.set(output)
+        stream.write("session output\n")
+
+    thread = threading.Thread(target=in_session)
+    thread.start()
+    thread.join()
+    stream.write("more task output\n")
+    assert original.getvalue() == "task output\nmore task output\n"
+    assert output.take() == [("stdout", "session output\n")]
+
+
+def test_stdin_in_session_asks_the_reader():
+    output = SessionOutput(lambda urgent: None, lambda prompt: "typed")
+    stdin = RoutedStdin(io.StringIO("local\n"))
+    assert stdin.readline() == "local\n"
+    seen = []
+
+    def in_session():
+        current_output.set(output)
+        seen.append(stdin.readline())
+
+    thread = threading.Thread(target=in_session)
+    thread.start()
+    thread.join()
+    assert seen == ["typed\n"]
+
+
+def test_writer_blocks_until_output_is_taken():
+    wakeups = []
+    output = SessionOutput(wakeups.append, lambda prompt: None)
+    chunk = "x" * (256 * 1024)
+    done = threading.Event()
+
+    def writer():
+        for _ in range(12):  # 3 MiB: more than the buffer may hold
+            output.write("stdout", chunk)
+        done.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    assert not done.wait(0.3)  # blocked by back-pressure
+    total = 0
+    while not done.is_set() or total < 12 * len(chunk):
+        taken = output.take()
+        assert sum(len(t) for _, t in taken) <= MAX_PENDING_BYTES + len(chunk)
+        total += sum(len(t) for _, t in taken)
+        done.wait(0.01)
+    assert total == 12 * len(chunk)
+    assert True in wakeups  # the service was told to flush early
+
+
+def test_closed_output_drops_writes_and_unblocks():
+    output = SessionOutput(lambda urgent: None, lambda prompt: None)
+    output.close()
+    output.write("stdout", "late")
+    assert output.take() == []
+    assert output.readline() == ""
