@@ -71,6 +71,7 @@ def compose() -> Iterator[Compose]:
         COMPOSE.run("build", "--quiet", timeout=900)
     COMPOSE.run("down", "-v", "--remove-orphans", "--timeout", "5", timeout=120, check=False)
     try:
+        COMPOSE.started = True
         bring_up(COMPOSE)
         yield COMPOSE
     finally:
@@ -83,5 +84,5 @@ def pytest_runtest_makereport(item, call):
     cluster still exists: the session fixture tears it down only at the end)."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and "compose" in getattr(item, "fixturenames", ()):
+    if report.failed and COMPOSE.started and "compose" in getattr(item, "fixturenames", ()):
         report.sections.append(("docker-compose logs", COMPOSE.logs()))

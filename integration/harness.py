@@ -37,6 +37,7 @@ class Compose:
 
     def __init__(self, project: str = PROJECT, compose_file: Path = REPO / "docker-compose.yml"):
         self.project = project
+        self.started = False  # set once `up` was attempted: logs are worth collecting
         self.base = ["docker-compose", "-p", project, "-f", str(compose_file)]
         # Extra compose files layered on top (e.g. to try a variant of the cluster).
         for extra in os.environ.get("DASK_CLI_COMPOSE_OVERRIDE", "").split(os.pathsep):

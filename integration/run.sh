@@ -51,6 +51,11 @@ begin "wheels";        build_wheels;     end
 begin "project image"
 docker-compose build >"$WHEEL_DIR/compose-build.log" 2>&1 \
     || { tail -40 "$WHEEL_DIR/compose-build.log" >&2; die "docker-compose build failed (log above)"; }
+# Earlier builds of the project image, now untagged, would pile up in our cache
+# (only in the engine we started: never prune someone else's images).
+if [ -n "$ENGINE_STARTED_BY_US" ]; then
+    docker image prune -f >/dev/null || true
+fi
 end
 begin "tests"
 # The fixture rebuilds nothing now (DASK_CLI_INTEGRATION_BUILT) and tears the cluster down.

@@ -9,6 +9,7 @@ the one it does not (the scheduler killed).
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 import urllib.request
 
@@ -64,7 +65,7 @@ print("sum:", c.submit(sum, [1, 2, 3], workers=[{KEEPALIVE_WORKER!r}], pure=Fals
 """
 
 
-def shell_on(compose: Compose, *args: str, timeout: float = 60):
+def shell_on(compose: Compose, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``dask worker shell ARGS`` in the client container, no terminal."""
     return compose.dask("worker", "shell", *args, timeout=timeout)
 
@@ -84,11 +85,13 @@ def spawn_shell(compose: Compose, *args: str) -> pexpect.spawn:
     return child
 
 
-def one_clear_line(result) -> str:
-    """The error output of a failed command, checked to be a message, not a traceback."""
+def one_clear_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The error output of a failed command, checked to be a message (an error line and
+    perhaps a hint), not a traceback."""
     text = (result.stderr + result.stdout).strip()
     assert text, "failed without saying why"
     assert "Traceback" not in text, text
+    assert len(text.splitlines()) <= 3, text
     return text
 
 
@@ -103,7 +106,8 @@ def test_dashboard_published_on_loopback_only(compose: Compose) -> None:
     published = compose.run("port", "scheduler", "8787").stdout.strip()
     host, _, port = published.rpartition(":")
     assert host == "127.0.0.1", published
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+    with direct.open(f"http://127.0.0.1:{port}/health", timeout=10) as response:
         assert response.read().decode() == "ok"
 
 

@@ -192,6 +192,11 @@ def test_every_failure_cause_keeps_the_worker_alive(tmp_path: Path) -> None:
         assert released.returncode == 0, released.stderr
         assert up.workers["fail-hard-n"].wait(30) == 0
         del kept["fail-hard-n"]
+        # ... and by the address from the log line, with its scheduler gone.
+        released = run_dask("worker", "release", shells["killed-p"])
+        assert released.returncode == 0, released.stderr
+        assert killed.workers["killed-p"].wait(30) == 0
+        del kept["killed-p"]
         for name, (cluster, _) in kept.items():
             cluster.workers[name].send_signal(signal.SIGTERM)
         for name, (cluster, _) in kept.items():

@@ -70,6 +70,15 @@ def is_scheduler(server: Any) -> bool:
     return type(server).__name__ == "Scheduler" or hasattr(server, "transition_log")
 
 
+def server_kind(server: Any) -> str:
+    """``"scheduler"``, ``"nanny"`` or ``"worker"``: the name of ``server`` in a session."""
+    if is_scheduler(server):
+        return "scheduler"
+    if any(cls.__name__ == "Nanny" for cls in type(server).__mro__):
+        return "nanny"
+    return "worker"
+
+
 def task_table(server: Any) -> Table:
     """Task states of a worker (key, state, prefix, bytes, where it runs) or a scheduler."""
     if is_scheduler(server):
@@ -101,6 +110,8 @@ def task_table(server: Any) -> Table:
 
 def log_lines(server: Any, n: int = 20) -> list[str]:
     """The server's last ``n`` log lines, oldest first (distributed keeps them in a deque)."""
+    if not hasattr(server, "get_logs"):
+        return []
     entries = snapshot(lambda: server.get_logs(n=n))
     return [line for _, line in reversed(entries)]
 
@@ -164,7 +175,9 @@ def namespace_helpers(server: Any) -> dict[str, Any]:
         """distributed's story of the given keys on this server."""
         return story_lines(server, *keys)
 
+    if server_kind(server) == "nanny":  # no tasks and no data of its own
+        return {"logs": logs, "stacks": stacks}
     helpers: dict[str, Any] = {"tasks": tasks, "logs": logs, "stacks": stacks, "story": story}
-    if not is_scheduler(server) and hasattr(server, "data"):  # a nanny has none
+    if not is_scheduler(server) and hasattr(server, "data"):
         helpers["data"] = server.data
     return helpers

@@ -84,6 +84,8 @@ class WorkerKeepalive:
         self._original_close = worker.close
         self._timeout_handle: asyncio.TimerHandle | None = None
         self._releasing = False
+        self._operator_close = False
+        self._telling: asyncio.Future | None = None
         # distributed's lifetime timer (set in Worker.__init__, a moment before this)
         # calls close_gracefully, which retires the worker first: the scheduler then
         # forgets it and the close that reaches us says "heartbeat missing" or
@@ -106,6 +108,13 @@ class WorkerKeepalive:
             await self._unpublish()
             return await self._original_close(*args, **kwargs)
         description = describe_failure(reason)
+        if description is not None and self._shutting_down():
+            # The scheduler stream broke because the worker is already being closed by
+            # an operator (a signal via the nanny), or because the process is exiting
+            # (``--no-nanny``: asyncio.run cancels every task after SIGINT/SIGTERM).
+            description = None
+        if description is None:
+            self._operator_close = True
         if description is not None and self._lifetime_reached():
             if self.worker.lifetime_restart:  # the nanny restarts it: as distributed does
                 return await self._original_close(*args, **kwargs)
@@ -114,6 +123,15 @@ class WorkerKeepalive:
             await self.enter(description)
             return None
         return await self._original_close(*args, **kwargs)
+
+    def _shutting_down(self) -> bool:
+        from distributed.core import Status
+
+        if self._operator_close or self.worker.status in (Status.closing, Status.closed):
+            return True
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Python >= 3.11
+        return bool(cancelling and cancelling())
 
     def _lifetime_reached(self) -> bool:
         deadline = self._lifetime_deadline
@@ -150,7 +168,11 @@ class WorkerKeepalive:
             self._timeout_handle = asyncio.get_running_loop().call_later(
                 self.timeout, lambda: asyncio.ensure_future(self.exit(TIMEOUT_REASON))
             )
-        await asyncio.gather(self._tell_nanny(), self._tell_scheduler())
+        # In the background: fail_hard's _force_close gives close() 30 s before it calls
+        # os._exit(1), and an unreachable scheduler must not eat into that.
+        self._telling = asyncio.ensure_future(
+            asyncio.gather(self._tell_nanny(), self._tell_scheduler())
+        )
 
     async def exit(self, reason: str = RELEASE_REASON) -> None:
         """Really close the worker (and its nanny, which must not restart it)."""

@@ -21,7 +21,7 @@ from typing import Any
 import dask.config
 
 from dask_cli.debug import protocol
-from dask_cli.debug.service.helpers import is_scheduler, log_lines, stacks_text
+from dask_cli.debug.service.helpers import log_lines, server_kind, stacks_text
 from dask_cli.debug.service.session import ShellSession, server_loop
 from dask_cli.errors import DaskCliError
 
@@ -39,7 +39,7 @@ def shell_enabled(server: Any) -> bool:
 
     if not config.get("shell.enabled", True):
         return False
-    kind = "scheduler" if is_scheduler(server) else "worker"
+    kind = "scheduler" if server_kind(server) == "scheduler" else "worker"
     blocked = set(dask.config.get(f"distributed.{kind}.blocked-handlers", None) or ())
     blocked |= set(getattr(server, "blocked_handlers", None) or ())
     return protocol.BLOCKED_HANDLER_NAME not in blocked
@@ -73,7 +73,7 @@ class ShellService:
     def __init__(self, server: Any, role: str):
         self.server = server
         self.role = role  # "worker" or "scheduler": which TLS settings to use
-        self.kind = "scheduler" if is_scheduler(server) else "worker"
+        self.kind = server_kind(server)
         self.address: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -171,6 +171,8 @@ class ShellService:
         async def send(msg: dict[str, Any]) -> None:
             async with write_lock:
                 await comm.write(msg)
+            if msg.get("op") == "output":
+                await _flushed(comm)
 
         try:
             try:
@@ -317,11 +319,27 @@ class ShellService:
         ns = self.kind
         return (
             f"dask-cli shell in {info.kind} {info.name} ({info.address}, pid {info.pid})\n"
-            f"Namespace: {ns}, dask, distributed, tasks(), "
-            + ("data, " if ns == "worker" else "")
-            + "logs(n), stacks(), story(key). Top-level await runs on the "
+            f"Namespace: {ns}, dask, distributed, "
+            + {"worker": "tasks(), data, ", "scheduler": "tasks(), "}.get(ns, "")
+            + "logs(n), stacks()"
+            + (", story(key)" if ns != "nanny" else "")
+            + ". Top-level await runs on the "
             f"{ns}'s event loop; exit() ends the session, not the {ns}."
         )
+
+
+async def _flushed(comm: Any) -> None:
+    """Wait until ``comm`` has handed everything it was given to the socket.
+
+    distributed's ``comm.write`` only queues the frames: when the client reads slower
+    than the code prints, tornado's write buffer would grow without bound (measured:
+    53 MB of 64 MB printed). Waiting here is the back-pressure that keeps streamed
+    output bounded in the server's memory (``benchmarks/streaming.py``)."""
+    stream = getattr(comm, "stream", None)
+    if stream is None or not hasattr(stream, "write"):
+        return
+    with contextlib.suppress(Exception):  # closed: the next write reports it
+        await stream.write(b"")
 
 
 def _spawn(tasks: set[asyncio.Task[Any]], coro: Any) -> None:

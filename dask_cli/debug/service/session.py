@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dask_cli.debug import protocol
-from dask_cli.debug.service.helpers import is_scheduler, namespace_helpers
+from dask_cli.debug.service.helpers import namespace_helpers, server_kind
 from dask_cli.debug.service.streams import SessionOutput, current_output, install_routing
 
 logger = logging.getLogger("dask_cli.debug.service")
@@ -184,7 +184,7 @@ class ShellSession:
         self.client = client
         self.service_loop = service_loop
         self.send = send
-        self.kind = "scheduler" if is_scheduler(server) else "worker"
+        self.kind = server_kind(server)
         self.namespace = self._make_namespace()
         self._thread: EvalThread | None = None
         self._jobs: dict[int, EvalJob] = {}
