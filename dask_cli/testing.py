@@ -135,6 +135,48 @@ def run_dask(
     )
 
 
+# Start-up must stay fast: these may load only when a command really needs them.
+HEAVY_MODULES = ("distributed", "ptpython", "prompt_toolkit", "asyncssh")
+
+_IMPORT_PROBE = """
+import json, sys
+from dask_cli.cli import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code or 0
+sys.stdout.flush()
+sys.stderr.write("\\nIMPORT-PROBE " + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+@dataclass(frozen=True)
+class ImportProbe:
+    """What ``dask ARGS`` printed, its exit code, and the heavy modules it imported."""
+
+    exit_code: int
+    output: str
+    heavy_modules: list[str]
+
+
+def probe_imports(*args: str, timeout: float = 60) -> ImportProbe:
+    """Run ``dask ARGS`` in a fresh interpreter and report which heavy modules it loaded."""
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    _, found, probe = result.stderr.rpartition("\nIMPORT-PROBE ")
+    if not found:
+        raise AssertionError(f"dask {' '.join(args)} did not finish:\n{result.stderr}")
+    data = json.loads(probe)
+    heavy = [name for name in data["modules"] if name.split(".")[0] in HEAVY_MODULES]
+    return ImportProbe(data["code"], result.stdout, heavy)
+
+
 @dataclass
 class ProcessCluster:
     """A scheduler and named workers, each a real ``dask`` process on 127.0.0.1."""

@@ -17,10 +17,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-from dask_cli.testing import ProcessCluster
+from dask_cli.testing import ProcessCluster, process_cluster
 
 WORKER_NAME = "scenario-worker"
 
@@ -43,20 +42,10 @@ def parse_args(doc: str, argv: Sequence[str] | None = None) -> argparse.Namespac
 @contextlib.contextmanager
 def local_cluster(worker_args: Sequence[str] = (), nanny: bool = True) -> Iterator[ProcessCluster]:
     """A scheduler and one kept-alive worker, real processes on 127.0.0.1."""
+    args = ["--keepalive", *worker_args, *([] if nanny else ["--no-nanny"])]
     with tempfile.TemporaryDirectory(prefix="dask-cli-scenario-") as directory:
-        cluster = ProcessCluster(directory=Path(directory))
-        try:
-            cluster.start_scheduler()
-            args = ["--keepalive", *worker_args]
-            if not nanny:
-                args.append("--no-nanny")
-            cluster.start_worker(WORKER_NAME, *args)
+        with process_cluster(directory, workers=(WORKER_NAME,), worker_args=args) as cluster:
             yield cluster
-        except BaseException:
-            sys.stderr.write(cluster.dump_logs())
-            raise
-        finally:
-            cluster.close()
 
 
 def pick_worker(client: Any, wanted: str | None) -> str:

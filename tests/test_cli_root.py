@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,22 +13,9 @@ from click.testing import CliRunner
 
 from dask_cli.cli import cli
 from dask_cli.lazy import LazyGroup
-from dask_cli.testing import run_dask
+from dask_cli.testing import probe_imports, run_dask
 
 pytestmark = pytest.mark.timeout(60)
-
-HEAVY_MODULES = ("distributed", "ptpython", "prompt_toolkit", "asyncssh")
-
-_LIST_MODULES = """
-import json, sys
-from dask_cli.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-sys.stdout.flush()
-sys.stderr.write("\\nMODULES=" + json.dumps(sorted(sys.modules)) + "\\n")
-"""
 
 
 @pytest.mark.parametrize(
@@ -44,16 +30,9 @@ sys.stderr.write("\\nMODULES=" + json.dumps(sorted(sys.modules)) + "\\n")
     ids=" ".join,
 )
 def test_fast_paths_do_not_import_heavy_modules(args):
-    result = subprocess.run(
-        [sys.executable, "-c", _LIST_MODULES, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "Usage:" in result.stdout or "dask-cli" in result.stdout, result.stderr
-    modules = json.loads(result.stderr.rsplit("MODULES=", 1)[1])
-    heavy = sorted(name for name in modules if name.split(".")[0] in HEAVY_MODULES)
-    assert heavy == [], f"`dask {' '.join(args)}` imported {heavy}"
+    probe = probe_imports(*args)
+    assert "Usage:" in probe.output or "dask-cli" in probe.output
+    assert probe.heavy_modules == [], f"`dask {' '.join(args)}` imported {probe.heavy_modules}"
 
 
 def test_version_names_all_three_packages():

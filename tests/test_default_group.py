@@ -7,43 +7,13 @@ group, and the group's help stays fast: it imports no distributed.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import click
 import pytest
 from click.testing import CliRunner
 
 from dask_cli.cli import cli
 from dask_cli.lazy import DefaultLazyGroup
-
-HEAVY_MODULES = ("distributed", "ptpython", "prompt_toolkit", "asyncssh")
-
-PROBE = """
-import json, sys
-from dask_cli.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-sys.stdout.write("\\nPROBE " + json.dumps(
-    {"code": code, "loaded": [m for m in %r if m in sys.modules]}))
-"""
-
-
-def run_probe(*args: str) -> tuple[str, dict]:
-    """Run ``dask ARGS`` in a fresh interpreter; its output and the heavy modules loaded."""
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE % (HEAVY_MODULES,), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
-    output, _, probe = result.stdout.rpartition("\nPROBE ")
-    assert probe, result.stderr
-    return output, json.loads(probe)
+from dask_cli.testing import probe_imports
 
 
 @pytest.mark.timeout(60)
@@ -56,8 +26,9 @@ def run_probe(*args: str) -> tuple[str, dict]:
     ],
 )
 def test_group_help_lists_subcommands_without_importing_distributed(args, subcommands):
-    output, probe = run_probe(*args)
-    assert probe == {"code": 0, "loaded": []}
+    probe = probe_imports(*args)
+    assert (probe.exit_code, probe.heavy_modules) == (0, [])
+    output = probe.output
     assert f"Usage: dask {args[0]} [OPTIONS] COMMAND [ARGS]..." in output
     for name in subcommands:
         assert f"  {name} " in output

@@ -52,7 +52,8 @@ def client_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--timeout",
             type=click.FloatRange(min=0, min_open=True),
             metavar="SECONDS",
-            help="Seconds to wait for connections [default: config cli.client.timeout, 10s].",
+            help="Seconds to wait for a connection, and for any sign of life while "
+            "waiting for a result [default: config cli.client.timeout, 10s].",
         ),
     ]
     for option in reversed(options):

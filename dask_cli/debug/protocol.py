@@ -17,6 +17,11 @@ and the client may send ``interrupt`` for that ``id`` (Ctrl-C). Other requests
 (``complete``, ``stacks``, ...) may be sent while an ``eval`` runs; their results
 can arrive in any order relative to its output.
 
+``ping`` is the liveness check: the service answers it with an ``ok`` ``result`` at
+once, from its own thread, never queued behind an ``eval``. A client waiting for a
+result pings after a while without hearing anything; a peer that answers nothing at
+all (a frozen process) is dead.
+
 A message the service cannot parse (unknown op, missing field, wrong type, source
 longer than ``MAX_SOURCE_CHARS``) gets an ``error`` message (with the request's
 ``id`` when one could be read) and the connection stays open; a connection that
@@ -185,6 +190,13 @@ class Release(Request):
 
 
 @dataclass
+class Ping(Request):
+    """Are you there? Answered at once with an empty ``ok`` result."""
+
+    op = "ping"
+
+
+@dataclass
 class Bye(Message):
     """The client leaves; the service closes the session (the worker stays up)."""
 
@@ -286,7 +298,7 @@ class Completion:
 CLIENT_MESSAGES: dict[str, type[Message]] = {
     cls.op: cls
     for cls in (Hello, Eval, Interrupt, InputReply, Complete, Stacks, Logs, Info)
-    + (SetKeepalive, Release, Bye)
+    + (SetKeepalive, Release, Ping, Bye)
 }
 SERVICE_MESSAGES: dict[str, type[Message]] = {
     cls.op: cls for cls in (Welcome, Output, InputRequest, Result, Error)

@@ -2,6 +2,12 @@
 
 One reader task dispatches what the service sends by request ``id``, so several
 requests (an eval, a completion, a stack dump) can be in flight on one connection.
+
+Nothing here waits forever on a silent peer (a SIGSTOPped process, a paused
+container): connecting is bounded by ``timeout`` as a whole, and while a request
+waits for its result the connection pings the service (answered on the service's
+own thread, even while code runs) and gives up after ``timeout`` seconds without
+hearing anything.
 """
 
 from __future__ import annotations
@@ -33,8 +39,13 @@ class _Pending:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
-def describe_connect_error(address: str, exc: BaseException) -> ConnectionFailed:
-    """One line for why a connection failed, with what to try (TLS refusals included)."""
+def describe_connect_error(
+    address: str, exc: BaseException, timeout: float | None = None, what: str = "worker"
+) -> ConnectionFailed:
+    """One line for why a connection failed, with what to try (TLS refusals included).
+
+    ``timeout`` (the bound that was exceeded) and ``what`` (``worker``, ``scheduler``)
+    make a timeout say how long we waited and for whom."""
     import ssl
 
     chain = []
@@ -55,11 +66,32 @@ def describe_connect_error(address: str, exc: BaseException) -> ConnectionFailed
     if any(isinstance(e, (asyncio.TimeoutError, TimeoutError)) for e in chain) or (
         "timed out" in texts
     ):
+        waited = f" after {timeout:g} s" if timeout is not None else ""
         return ConnectionFailed(
-            f"Timed out connecting to {address}",
+            f"Timed out{waited} connecting to {address} (is the {what} frozen or unreachable?)",
             hint="Is it running and reachable? Raise the wait with --timeout.",
         )
     return ConnectionFailed(f"Cannot connect to {address}: {detail}")
+
+
+async def connect_comm(
+    address: str, security: Any = None, timeout: float = 10, what: str = "worker"
+) -> Any:
+    """``distributed.comm.connect`` bounded by ``timeout`` as a whole.
+
+    distributed bounds only the TCP connect: it reads the handshake reply with no
+    timeout, and a frozen peer's kernel still accepts connections, so without this
+    bound a paused worker hangs the client forever. Failures become ``ConnectionFailed``.
+    """
+    from distributed.comm import connect
+
+    args = security.get_connection_args("client") if security is not None else {}
+    try:
+        return await asyncio.wait_for(
+            connect(address, timeout=timeout, deserialize=False, **args), timeout
+        )
+    except Exception as exc:
+        raise describe_connect_error(address, exc, timeout, what) from None
 
 
 class ShellConnection:
@@ -68,9 +100,11 @@ class ShellConnection:
     ``target`` (``TargetInfo``) and ``banner`` come from the service's ``welcome``.
     """
 
-    def __init__(self, comm: Any, welcome: protocol.Welcome, address: str):
+    def __init__(self, comm: Any, welcome: protocol.Welcome, address: str, timeout: float = 10):
         self.comm = comm
         self.address = address
+        # Seconds of silence, while a result is awaited, after which the peer is dead.
+        self.timeout = timeout
         self.session = welcome.session
         self.target = TargetInfo.from_msg(welcome.target)
         self.banner = welcome.banner
@@ -78,6 +112,10 @@ class ShellConnection:
         self._pending: dict[int, _Pending] = {}
         self._write_lock = asyncio.Lock()
         self._closed: BaseException | None = None
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()  # when the service last sent anything
+        self._last_ping = loop.time()
+        self._pings: set[asyncio.Task[None]] = set()
         self._reader = asyncio.ensure_future(self._read_loop())
 
     @classmethod
@@ -88,14 +126,11 @@ class ShellConnection:
         timeout: float = 10,
         client: dict[str, Any] | None = None,
     ) -> ShellConnection:
-        """Connect to ``shell_address``, say hello, and wait for the welcome."""
-        from distributed.comm import connect
+        """Connect to ``shell_address``, say hello, and wait for the welcome.
 
-        args = security.get_connection_args("client") if security is not None else {}
-        try:
-            comm = await connect(shell_address, timeout=timeout, deserialize=False, **args)
-        except Exception as exc:
-            raise describe_connect_error(shell_address, exc) from None
+        ``timeout`` bounds the connection and the welcome, and is the silence after
+        which a later request fails (see ``_wait_alive``)."""
+        comm = await connect_comm(shell_address, security, timeout, what="process")
         hello = protocol.Hello(
             version=protocol.PROTOCOL_VERSION,
             client=client if client is not None else _whoami(),
@@ -107,14 +142,14 @@ class ShellConnection:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await comm.close()
-            raise describe_connect_error(shell_address, exc) from None
+            raise describe_connect_error(shell_address, exc, timeout) from None
         if isinstance(welcome, protocol.Error):
             await comm.close()
             raise ConnectionFailed(f"{shell_address} refused the session: {welcome.message}")
         if not isinstance(welcome, protocol.Welcome):
             await comm.close()
             raise ConnectionFailed(f"{shell_address} is not a dask-cli shell service")
-        return cls(comm, welcome, shell_address)
+        return cls(comm, welcome, shell_address, timeout)
 
     # --- requests -------------------------------------------------------------
 
@@ -179,8 +214,13 @@ class ShellConnection:
         self._reader.cancel()
         with contextlib.suppress(BaseException):
             await self._reader
-        with contextlib.suppress(Exception):
-            await self.comm.close()
+        try:
+            # distributed's close first flushes pending writes: a frozen peer that
+            # stopped reading would hold it forever.
+            await asyncio.wait_for(self.comm.close(), 2)
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.comm.abort()
         self._fail_all(self._closed)
 
     async def __aenter__(self) -> ShellConnection:
@@ -200,9 +240,54 @@ class ShellConnection:
         self._pending[msg.id] = pending
         try:
             await self._write(msg.to_msg())
-            return await pending.future
+            return await self._wait_alive(pending.future)
         finally:
             self._pending.pop(msg.id, None)
+
+    async def _wait_alive(self, future: asyncio.Future[Result]) -> Result:
+        """``future``'s result, as long as the service shows signs of life.
+
+        Code may legitimately run for hours, so silence alone is not death: after
+        ``timeout / 2`` seconds without a message we send a ``ping``, which the
+        service answers at once from its own thread even while the code runs. Only
+        ``timeout`` seconds of complete silence (a frozen or unreachable process)
+        fail the wait, and the connection with it."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        half = self.timeout / 2
+        while not future.done():
+            now = loop.time()
+            heard = max(self._last_heard, started)
+            if now - heard >= self.timeout:
+                error = ConnectionFailed(
+                    f"{self.target.kind.capitalize()} {self.target.name!r} ({self.address}) "
+                    f"stopped answering: timed out after {self.timeout:g} s of silence "
+                    "(is it frozen or unreachable?)",
+                    hint="Raise the wait with --timeout if it is only slow.",
+                )
+                self._closed = self._closed or error
+                self._fail_all(error)
+                break
+            if now - max(heard, self._last_ping) >= half:
+                self._last_ping = now
+                self._spawn_ping()
+            wake = min(heard + self.timeout, max(heard, self._last_ping) + half)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), max(wake - now, 0.01))
+        return future.result()
+
+    def _spawn_ping(self) -> None:
+        """Send a ``ping`` without waiting for it: its answer, like any message,
+        only refreshes ``_last_heard`` (an unknown ``id`` is dropped by ``_dispatch``).
+        A write stuck on a frozen peer must not stall the waiting request."""
+
+        async def ping() -> None:
+            with contextlib.suppress(ConnectionFailed):
+                await self._write(protocol.Ping(id=next(self._ids)).to_msg())
+
+        task = asyncio.ensure_future(ping())
+        self._pings.add(task)
+        task.add_done_callback(self._pings.discard)
 
     async def _write(self, msg: dict[str, Any]) -> None:
         try:
@@ -215,6 +300,7 @@ class ShellConnection:
         try:
             while True:
                 raw = await self.comm.read()
+                self._last_heard = asyncio.get_running_loop().time()
                 self._dispatch(protocol.parse_service_message(raw))
         except asyncio.CancelledError:
             raise

@@ -12,10 +12,10 @@ import contextlib
 from typing import Any
 
 from dask_cli.debug import protocol
-from dask_cli.debug.client.connection import describe_connect_error
+from dask_cli.debug.client.connection import connect_comm, describe_connect_error
 from dask_cli.debug.client.settings import ClientSettings
 from dask_cli.debug.names import WorkerRecord, build_records, resolve
-from dask_cli.errors import ConnectionFailed, DaskCliError
+from dask_cli.errors import ConnectionFailed, DaskCliError, WorkerNotFound
 
 # With an address to fall back on, wait at most this long for the scheduler.
 SCHEDULER_WAIT_FOR_ADDRESS = 2.0
@@ -26,37 +26,36 @@ class RemoteError(Exception):
 
 
 async def _scheduler_call(
-    settings: ClientSettings, address: str, op: str, timeout: float | None = None, **kwargs: Any
+    settings: ClientSettings,
+    address: str,
+    op: str,
+    timeout: float | None = None,
+    what: str = "scheduler",
+    **kwargs: Any,
 ) -> Any:
-    """One request to the scheduler (or a worker) at ``address``.
+    """One request to the scheduler (or a worker: ``what``) at ``address``.
 
-    Connection problems (unreachable, timeout, TLS refused) become ``ConnectionFailed``;
-    an error answered by the server becomes ``RemoteError``.
+    Connecting and the request are each bounded by ``timeout``. Connection problems
+    (unreachable, frozen, TLS refused) become ``ConnectionFailed``; an error
+    answered by the server becomes ``RemoteError``.
     """
-    from distributed.comm import connect
     from distributed.core import send_recv
 
     timeout = timeout or settings.connect_timeout()
-    try:
-        comm = await connect(
-            address,
-            timeout=timeout,
-            deserialize=False,
-            **settings.security().get_connection_args("client"),
-        )
-    except Exception as exc:
-        raise describe_connect_error(address, exc) from None
+    comm = await connect_comm(address, settings.security(), timeout, what)
     try:
         return await asyncio.wait_for(
             send_recv(comm, op=op, serializers=("msgpack",), **kwargs), timeout
         )
     except (OSError, asyncio.TimeoutError) as exc:
-        raise describe_connect_error(address, exc) from None
+        raise describe_connect_error(address, exc, timeout, what) from None
     except Exception as exc:
         raise RemoteError(str(exc)) from exc
     finally:
         with contextlib.suppress(Exception):
-            await comm.close()
+            await asyncio.wait_for(comm.close(), 2)
+        if not comm.closed():
+            comm.abort()
 
 
 async def list_workers(
@@ -104,21 +103,24 @@ def _looks_like_address(query: str) -> bool:
 async def resolve_worker(settings: ClientSettings, query: str) -> WorkerRecord:
     """The worker ``query`` names, with its shell address.
 
-    An address works without a scheduler: when none is reachable we ask the
-    address itself for its shell address (``SHELL_ADDRESS_HANDLER``), or take it
-    as the shell address.
+    An address the scheduler cannot resolve goes direct: when no scheduler is
+    reachable, or the scheduler knows no such worker (it knows workers by the
+    address they advertise, often an IP, while the user may type a hostname), we
+    ask the address itself for its shell address (``SHELL_ADDRESS_HANDLER``), or
+    take it as the shell address when a shell service answers there.
     """
+    looks_like_address = _looks_like_address(query)
     scheduler_error: DaskCliError | None = None
-    if settings.has_scheduler() or not _looks_like_address(query):
+    if settings.has_scheduler() or not looks_like_address:
         try:
             # Given an address, do not wait long for a scheduler that may be gone:
             # the worker itself can answer.
             timeout = None
-            if _looks_like_address(query):
+            if looks_like_address:
                 timeout = min(settings.connect_timeout(), SCHEDULER_WAIT_FOR_ADDRESS)
             record = resolve(await list_workers(settings, timeout), query)
-        except ConnectionFailed as exc:
-            if not _looks_like_address(query):
+        except (ConnectionFailed, WorkerNotFound) as exc:
+            if not looks_like_address:
                 raise
             scheduler_error = exc
         else:
@@ -135,11 +137,19 @@ async def resolve_worker(settings: ClientSettings, query: str) -> WorkerRecord:
 async def _resolve_direct(
     settings: ClientSettings, query: str, scheduler_error: DaskCliError | None
 ) -> WorkerRecord:
+    """``query`` is an address: a worker's (ask its shell address) or a shell's."""
     address = query if "://" in query else _default_scheme(settings) + query
     try:
-        shell = await _scheduler_call(settings, address, protocol.SHELL_ADDRESS_HANDLER)
+        shell = await _scheduler_call(
+            settings, address, protocol.SHELL_ADDRESS_HANDLER, what="worker"
+        )
     except RemoteError:
         shell = None
+    except ConnectionFailed as exc:
+        if isinstance(scheduler_error, WorkerNotFound):
+            # Neither the address nor the scheduler knows it: say both.
+            raise ConnectionFailed(exc.message, hint=scheduler_error.message) from None
+        raise
     if isinstance(shell, str) and shell:
         return WorkerRecord(name=query, address=address, shell_address=shell, status="unknown")
     if isinstance(shell, dict) and shell.get("op") == "error":

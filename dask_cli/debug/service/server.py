@@ -227,6 +227,8 @@ class ShellService:
                 elif isinstance(msg, protocol.Eval):
                     _spawn(tasks, session.eval(msg))
                 elif isinstance(msg, protocol.Request):
+                    # Its own task on this loop: a ping (liveness) or a stack dump is
+                    # answered while an eval runs, never queued behind it.
                     _spawn(tasks, self._answer(session, msg, send))
         except Exception as exc:
             from distributed.comm import CommClosedError
@@ -257,6 +259,8 @@ class ShellService:
 
     async def _request_data(self, session: ShellSession, msg: protocol.Request) -> Any:
         loop = asyncio.get_running_loop()
+        if isinstance(msg, protocol.Ping):
+            return None
         if isinstance(msg, protocol.Stacks):
             return str(stacks_text(self.server))
         if isinstance(msg, protocol.Logs):

@@ -190,3 +190,22 @@ async def test_a_service_that_cannot_start_never_takes_the_server_down():
                 assert getattr(w, "dask_cli_shell", None) is None
                 async with Client(scheduler.address, asynchronous=True) as client:
                     assert await client.submit(lambda: 1 + 1) == 2
+
+
+async def test_ping_is_answered_while_an_eval_runs(worker):
+    """The liveness check must not queue behind running code: here the eval is
+    blocked in ``input()`` until the ping's answer has arrived."""
+    conn = await ShellConnection.open(worker.dask_cli_shell.address, None, 10)
+    pings = []
+
+    async def answer_after_ping(prompt):
+        pings.append(await conn.request(protocol.Ping(id=0)))
+        return "after ping"
+
+    result = await asyncio.wait_for(
+        conn.eval("print(input())", mode="exec", on_input=answer_after_ping), 30
+    )
+    await conn.close()
+    assert result.status == "ok"
+    assert [p.status for p in pings] == ["ok"]
+    assert protocol.parse_client_message({"op": "ping", "id": 3}) == protocol.Ping(id=3)
