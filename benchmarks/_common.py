@@ -125,6 +125,7 @@ def distributed_cluster(directory: Path, workers: int = 2, *extra: str) -> Proce
     """A scheduler and workers started with distributed's own CLI modules
     (``python -m distributed.cli.dask_scheduler`` / ``dask_worker``): no dask-cli preload.
     Same options as :class:`ProcessCluster` uses for ours."""
+    directory.mkdir(parents=True, exist_ok=True)
     cluster = ProcessCluster(directory)
     scheduler_file = cluster.scheduler_file
     cluster.scheduler = DaskProcess(
