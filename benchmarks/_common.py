@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -35,7 +36,8 @@ def shared_cluster() -> ProcessCluster:
     if _shared is None:
         directory = Path(tempfile.mkdtemp(prefix="dask-cli-bench-"))
         cluster = ProcessCluster(directory)
-        atexit.register(cluster.close)
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        atexit.register(cluster.close)  # runs first: atexit is last-in, first-out
         try:
             cluster.start_scheduler()
             cluster.start_worker("w1")

@@ -290,7 +290,12 @@ class ShellSession:
             if job.finished:
                 return
             if not job.urgent:
-                await asyncio.sleep(FLUSH_INTERVAL)
+                # Let small writes batch up for a moment, but stop waiting as soon as
+                # the buffer passes FLUSH_BYTES (that wake sets data_ready again):
+                # a plain sleep here stalled every refill of a fast writer.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(job.data_ready.wait(), FLUSH_INTERVAL)
+                job.data_ready.clear()
             job.urgent = False
             await self._send_output(job)
 
