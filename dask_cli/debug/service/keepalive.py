@@ -185,19 +185,32 @@ class WorkerKeepalive:
         await self._unpublish()
         await self._original_close(nanny=True, reason=reason)
 
-    async def _unpublish(self) -> None:
-        """Tell a reachable scheduler this worker is gone, so listings drop it."""
+    async def _update_record(self, timeout: float, create: bool = True, **changes: Any) -> None:
+        """Update this worker's record in the scheduler's metadata (see
+        ``plugin.publish_record``), keeping the fields the shell plugin published;
+        without ``create``, only a record that exists."""
         from dask_cli.debug import protocol
 
         worker = self.worker
         keys = [protocol.METADATA_KEY, "workers", worker.address]
+        record = await asyncio.wait_for(
+            worker.scheduler.get_metadata(keys=keys, default=None), timeout
+        )
+        if not create and not isinstance(record, dict):
+            return
+        record = {
+            "name": str(worker.name),
+            "address": worker.address,
+            "shell_address": shell_address(worker),
+            **(record if isinstance(record, dict) else {}),
+            **changes,
+        }
+        await asyncio.wait_for(worker.scheduler.set_metadata(keys=keys, value=record), timeout)
+
+    async def _unpublish(self) -> None:
+        """Tell a reachable scheduler this worker is gone, so listings drop it."""
         try:
-            record = await asyncio.wait_for(
-                worker.scheduler.get_metadata(keys=keys, default=None), 2
-            )
-            if isinstance(record, dict):
-                record = {**record, "status": "closed"}
-                await asyncio.wait_for(worker.scheduler.set_metadata(keys=keys, value=record), 2)
+            await self._update_record(2, create=False, status="closed")
         except Exception as exc:
             logger.debug("Could not tell the scheduler that this worker exits: %r", exc)
 
@@ -216,24 +229,14 @@ class WorkerKeepalive:
 
     async def _tell_scheduler(self) -> None:
         """Publish the kept-alive record, then leave the scheduler so the cluster moves on."""
-        from dask_cli.debug import protocol
-
         worker = self.worker
-        keys = [protocol.METADATA_KEY, "workers", worker.address]
         try:
-            record = await asyncio.wait_for(
-                worker.scheduler.get_metadata(keys=keys, default=None), 3
-            )
-            record = dict(record or {})
-            record.update(
+            await self._update_record(
+                3,
                 status="kept-alive",
                 kept_alive_reason=self.kept.reason if self.kept else None,
                 kept_alive_since=self.kept.since if self.kept else None,
             )
-            record.setdefault("name", str(worker.name))
-            record.setdefault("address", worker.address)
-            record.setdefault("shell_address", shell_address(worker))
-            await asyncio.wait_for(worker.scheduler.set_metadata(keys=keys, value=record), 3)
             await asyncio.wait_for(
                 worker.scheduler.unregister(
                     address=worker.address,

@@ -26,6 +26,7 @@ import queue
 import threading
 import traceback
 import types
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,6 +42,9 @@ INTERRUPT_GRACE = 0.5
 # Coalesce output for this long before sending it.
 FLUSH_INTERVAL = 0.02
 FLUSH_BYTES = 64 * 1024
+# Audit events are handed to the server's loop in batches, at most this late: one
+# callback onto the worker's loop per eval cost the round trip a fifth of its time.
+AUDIT_DELAY = 0.05
 
 _filenames = itertools.count(1)
 
@@ -67,7 +71,8 @@ class EvalThread(threading.Thread):
 
     def __init__(self, name: str):
         super().__init__(name=name, daemon=True)
-        self.jobs: queue.Queue[EvalJob | None] = queue.Queue()
+        # SimpleQueue (C): the cheapest hand-off to a waiting thread.
+        self.jobs: queue.SimpleQueue[EvalJob | None] = queue.SimpleQueue()
         self.abandoned = False
 
     def run(self) -> None:
@@ -84,6 +89,34 @@ class EvalThread(threading.Thread):
                     return
 
 
+class _ThreadPool:
+    """Idle eval threads kept for the next sessions (at most ``size``)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.lock = threading.Lock()
+        self.threads: list[EvalThread] = []
+
+    def get(self) -> EvalThread | None:
+        with self.lock:
+            while self.threads:
+                thread = self.threads.pop()
+                if thread.is_alive() and not thread.abandoned:
+                    return thread
+        return None
+
+    def put(self, thread: EvalThread) -> bool:
+        with self.lock:
+            if len(self.threads) >= self.size or not thread.is_alive():
+                return False
+            thread.name = "dask-cli-shell-idle"
+            self.threads.append(thread)
+            return True
+
+
+_idle_threads = _ThreadPool(2)
+
+
 class EvalJob:
     """One ``eval`` request: its output buffer, its thread or future, its answer."""
 
@@ -93,6 +126,7 @@ class EvalJob:
         self.loop = session.service_loop
         self.done: asyncio.Future[_Outcome] = self.loop.create_future()
         self.data_ready = asyncio.Event()
+        self.pump: asyncio.Task[None] | None = None  # started by the first output only
         self.urgent = False
         self.finished = False
         self.output = SessionOutput(self._on_data, self._read_line)
@@ -109,6 +143,9 @@ class EvalJob:
         def wake() -> None:
             self.urgent = self.urgent or urgent
             self.data_ready.set()
+            if self.pump is None and not self.finished:
+                # Most evals print nothing: no pump task for them.
+                self.pump = asyncio.ensure_future(self.session._pump(self))
 
         with contextlib.suppress(RuntimeError):  # service loop closed
             self.loop.call_soon_threadsafe(wake)
@@ -221,17 +258,18 @@ class ShellSession:
         """Run ``request`` and send its output, then exactly one ``result``."""
         job = EvalJob(self, request)
         self._jobs[request.id] = job
+        self._audit(request.source)
         try:
             async with self._eval_lock:
                 if job.interrupted:
                     outcome = _Outcome("interrupted")
                 else:
-                    pump = asyncio.ensure_future(self._pump(job))
                     self._eval_thread().jobs.put(job)
                     outcome = await job.done
                     job.finished = True
-                    job.data_ready.set()
-                    await pump
+                    if job.pump is not None:
+                        job.data_ready.set()
+                        await job.pump
                     await self._send_output(job)
                     job.output.close()
             await self.send(
@@ -256,19 +294,31 @@ class ShellSession:
             job.input_future.set_result(text)
 
     async def close(self) -> None:
-        """The client left: stop what runs, drop the thread (the server stays up)."""
+        """The client left: stop what runs, drop the thread (the server stays up).
+
+        An idle thread goes back to the pool for the next session: starting one
+        per session was a good part of a one-shot ``exec``'s cost."""
         self.closed = True
-        for job in list(self._jobs.values()):
+        running = list(self._jobs.values())
+        for job in running:
             job.interrupt()
-        if self._thread is not None:
-            self._thread.abandoned = True
-            self._thread.jobs.put(None)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        if running or thread.abandoned or not _idle_threads.put(thread):
+            thread.abandoned = True
+            thread.jobs.put(None)
 
     def _eval_thread(self) -> EvalThread:
         if self._thread is None or self._thread.abandoned:
-            self._thread = EvalThread(name=f"dask-cli-shell-{self.id}")
-            self._thread.start()
+            name = f"dask-cli-shell-{self.id}"
+            thread = _idle_threads.get()
+            if thread is None:
+                thread = EvalThread(name=name)
+                thread.start()
+            else:
+                thread.name = name
+            self._thread = thread
         return self._thread
 
     def _abandon(self, job: EvalJob) -> None:
@@ -321,7 +371,6 @@ class ShellSession:
         filename = request.filename
         if filename == "<shell>":
             filename = f"<shell-{next(_filenames)}>"
-        self._audit(request.source)
         install_routing()  # again: something (a test runner, a task) may have replaced it
         try:
             code, is_expression = compile_source(request.source, request.mode, filename)
@@ -368,13 +417,56 @@ class ShellSession:
         return job.future.result()
 
     def _audit(self, source: str) -> None:
-        """Every evaluated source is a server event: the scheduler keeps the audit trail."""
+        """Every source sent to evaluate is a server event: the scheduler keeps the audit
+        trail. Called on the service loop, before the code is queued."""
         event = {"session": self.id, "source": source, "client": self.client}
+        audit_trail(self.server, self.service_loop).add(event)
+
+
+class AuditTrail:
+    """A server's audit events, delivered to ``server.log_event`` in batches.
+
+    Lives on the service loop: ``add`` queues an event and, for the first of a batch,
+    schedules ``flush`` ``AUDIT_DELAY`` seconds later, which hands the whole batch
+    to the server's loop in one callback (in order: nothing is dropped)."""
+
+    def __init__(self, server: Any, loop: asyncio.AbstractEventLoop):
+        self.server = server
+        self.loop = loop
+        self.pending: list[dict[str, Any]] = []
+
+    def add(self, event: dict[str, Any]) -> None:
+        if not self.pending:
+            self.loop.call_later(AUDIT_DELAY, self.flush)
+        self.pending.append(event)
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
         server = self.server
+
+        def deliver() -> None:
+            for event in batch:
+                server.log_event("dask-cli-shell", event)
+
         try:
-            server.loop.add_callback(server.log_event, "dask-cli-shell", event)
+            server.loop.add_callback(deliver)
         except Exception:
-            logger.debug("dask-cli shell: could not log the audit event", exc_info=True)
+            logger.debug("dask-cli shell: could not log the audit events", exc_info=True)
+
+
+_audit_trails: weakref.WeakKeyDictionary[Any, AuditTrail] = weakref.WeakKeyDictionary()
+
+
+def audit_trail(server: Any, loop: asyncio.AbstractEventLoop) -> AuditTrail:
+    """The one batcher of ``server`` (per service loop)."""
+    trail = _audit_trails.get(server)
+    if trail is None or trail.loop is not loop:
+        if trail is not None:
+            trail.flush()
+        trail = _audit_trails[server] = AuditTrail(server, loop)
+    return trail
 
 
 def server_loop(server: Any) -> asyncio.AbstractEventLoop:
