@@ -132,31 +132,30 @@ async def exec_on_workers(
         targets = [resolve(records, q) for q in queries]
         targets = list({r.address: r for r in targets}.values())
 
+    security = settings.security()  # once, not per worker
+    timeout = settings.connect_timeout()
+
     async def one(record: Any) -> ExecOutcome:
         outcome = ExecOutcome(record.name, record.address)
         if not record.shell_address:
             outcome.error = "no shell service"
             return outcome
         try:
-            conn = await ShellConnection.open(
-                record.shell_address, settings.security(), settings.connect_timeout()
-            )
-        except DaskCliError as exc:
-            outcome.error = exc.message
-            return outcome
-        try:
-            result = await conn.eval(
+            conn, result = await ShellConnection.open_and_eval(
+                record.shell_address,
                 source,
+                security,
+                timeout,
                 mode="exec",
                 on_output=lambda stream, text: outcome.chunks.append((stream, text)),
                 filename="<exec>",
             )
-            outcome.status = result.status
-            outcome.traceback = result.traceback
         except DaskCliError as exc:
             outcome.error = exc.message
-        finally:
-            await conn.close()
+            return outcome
+        outcome.status = result.status
+        outcome.traceback = result.traceback
+        await conn.close()
         return outcome
 
     return list(await asyncio.gather(*(one(r) for r in targets)))

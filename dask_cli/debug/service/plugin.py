@@ -153,8 +153,8 @@ class ShellSchedulerPlugin(SchedulerPlugin):
             self.service.stop()
             self.service = None
 
-    def _metadata(self) -> dict[str, Any]:
-        scheduler = self.scheduler
+    @staticmethod
+    def _metadata(scheduler: Any) -> dict[str, Any]:
         found = scheduler.get_metadata(keys=[protocol.METADATA_KEY, "workers"], default={})
         return found if isinstance(found, dict) else {}
 
@@ -166,7 +166,7 @@ class ShellSchedulerPlugin(SchedulerPlugin):
                 del self.remembered[address]
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
-        metadata = self._metadata()
+        metadata = self._metadata(scheduler)
         record = metadata.get(worker)
         if isinstance(record, dict) and record.get("status") == KEPT_ALIVE:
             ws = scheduler.workers.get(worker)
@@ -181,7 +181,7 @@ class ShellSchedulerPlugin(SchedulerPlugin):
     def worker_records(self, **_: Any) -> list[dict[str, Any]]:
         """``WORKERS_HANDLER``: every worker record, kept-alive ones that left included."""
         scheduler = self.scheduler
-        metadata = self._metadata()
+        metadata = self._metadata(scheduler)
         # Workers that published their kept-alive record after the scheduler had
         # already removed them (heartbeat missing, lifetime: keepalive.py).
         for address, record in metadata.items():

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import secrets
 import socket
 import threading
-import uuid
 from typing import Any
 
 import dask.config
 
 from dask_cli.debug import protocol
 from dask_cli.debug.service.helpers import log_lines, server_kind, stacks_text
-from dask_cli.debug.service.session import ShellSession, server_loop
+from dask_cli.debug.service.session import ShellSession, audit_trail, server_loop
 from dask_cli.errors import DaskCliError
 
 logger = logging.getLogger("dask_cli.debug.service")
@@ -125,6 +126,7 @@ class ShellService:
                 self._listener.stop()
             for session in list(self._sessions):
                 await session.close()
+            audit_trail(self.server, loop).flush()  # do not lose the last events
             loop.stop()
 
         with contextlib.suppress(RuntimeError):
@@ -174,6 +176,7 @@ class ShellService:
             if msg.get("op") == "output":
                 await _flushed(comm)
 
+        _no_offload(comm)
         try:
             try:
                 first = await asyncio.wait_for(comm.read(), HELLO_TIMEOUT)
@@ -189,17 +192,18 @@ class ShellService:
                 with contextlib.suppress(Exception):
                     await send(protocol.Error(message=str(exc) or "no hello").to_msg())
                 return
-            session_id = uuid.uuid4().hex[:8]
+            session_id = secrets.token_hex(4)
             session = ShellSession(
                 self.server, session_id, _plain(hello.client), asyncio.get_running_loop(), send
             )
             self._sessions.add(session)
+            info = self.target_info()
             await send(
                 protocol.Welcome(
                     version=protocol.PROTOCOL_VERSION,
                     session=session_id,
-                    target=self.target_info().to_msg(),
-                    banner=self.banner(),
+                    target=info.to_msg(),
+                    banner=self.banner(info),
                 ).to_msg()
             )
             while True:
@@ -303,7 +307,7 @@ class ShellService:
             shell_address=self.address or "",
             status=status,
             pid=os.getpid(),
-            host=socket.gethostname(),
+            host=_hostname(),
         )
         try:
             from dask_cli.debug.service import keepalive
@@ -318,8 +322,9 @@ class ShellService:
             logger.debug("dask-cli shell: keepalive.target_fields failed", exc_info=True)
         return info
 
-    def banner(self) -> str:
-        info = self.target_info()
+    def banner(self, info: protocol.TargetInfo | None = None) -> str:
+        """The welcome text; ``info`` saves computing the target again."""
+        info = info or self.target_info()
         ns = self.kind
         return (
             f"dask-cli shell in {info.kind} {info.name} ({info.address}, pid {info.pid})\n"
@@ -330,6 +335,12 @@ class ShellService:
             + ". Top-level await runs on the "
             f"{ns}'s event loop; exit() ends the session, not the {ns}."
         )
+
+
+@functools.cache
+def _hostname() -> str:
+    """This host's name (a system call: asked once per process)."""
+    return socket.gethostname()
 
 
 async def _flushed(comm: Any) -> None:
@@ -344,6 +355,16 @@ async def _flushed(comm: Any) -> None:
         return
     with contextlib.suppress(Exception):  # closed: the next write reports it
         await stream.write(b"")
+
+
+def _no_offload(comm: Any) -> None:
+    """Serialise this comm's messages inline. distributed first measures every message
+    with ``sizeof`` (a recursive walk: a tenth of a short request's cost on the
+    service) to decide whether to serialise it on its offload thread, which it does
+    only above ``distributed.comm.offload`` (10 MiB); the shell's messages are
+    small (output goes in chunks of 256 KiB), and the service's loop is its own."""
+    if hasattr(comm, "allow_offload"):
+        comm.allow_offload = False
 
 
 def _spawn(tasks: set[asyncio.Task[Any]], coro: Any) -> None:
