@@ -187,18 +187,12 @@ async def shell(
 ) -> int:
     """Open a session at the address ``await shell_address()`` gives; run ``source``
     (non-interactive) or the REPL; return the exit status."""
-    if source is None:
-        try:
-            from dask_cli.debug.client.repl import run_repl
-        except ImportError as exc:
-            raise DaskCliError(
-                f"The interactive shell is not available ({exc})",
-                hint="Pass code with -c CODE, a script, or on stdin.",
-            ) from None
     address = await shell_address()
     conn = await ShellConnection.open(address, settings.security(), settings.connect_timeout())
     try:
         if source is None:
+            from dask_cli.debug.client.repl import run_repl
+
             return int(await run_repl(conn) or 0)
         return await run_source(conn, source[0], source[1])
     finally:

@@ -35,37 +35,25 @@ async def install(server: Any) -> None:
 
 
 async def install_nanny(nanny: Any) -> None:
-    """Hook for the nanny side (keep-alive): ``dask_cli.debug.service.nanny.install``.
+    """Keep-alive on the nanny side: crash records, no restart of a kept-alive worker."""
+    from dask_cli.debug.service import nanny as nanny_support
 
-    The nanny runs no shell service of its own; until that module exists, nothing
-    is installed on a nanny.
-    """
-    try:
-        from dask_cli.debug.service import nanny as nanny_module
-    except ImportError:
-        return
-    hook = getattr(nanny_module, "install", None)
-    if hook is None:
-        return
-    result = hook(nanny)
-    if hasattr(result, "__await__"):
-        await result
+    nanny_support.install(nanny)
 
 
 def install_keepalive(worker: Any) -> None:
-    """Hook for keep-alive and post-mortem: ``dask_cli.debug.service.keepalive.install``
-    (follows ``cli.keepalive.*``; idempotent). A failure leaves the shell working."""
-    try:
-        from dask_cli.debug.service import keepalive
-    except ImportError:
-        return
+    """Keep-alive and post-mortem (follows ``cli.keepalive.*``; idempotent). A failure
+    leaves the shell working."""
+    from dask_cli.debug.service import keepalive
+
     try:
         keepalive.install(worker)
     except Exception:
         logger.exception("dask_cli.debug: could not install keep-alive")
 
 
-def shell_address(server: Any) -> str | None:
-    """The address of the shell service running in ``server``, if any."""
+def shell_address(server: Any) -> str:
+    """The address ``dask worker shell`` should use for ``server``: its shell
+    service's, else the server's own (whose handler answers the shell address)."""
     service = getattr(server, "dask_cli_shell", None)
-    return getattr(service, "address", None)
+    return str(getattr(service, "address", None) or server.address)

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dask_cli.debug.service import install as install_support
+
 if TYPE_CHECKING:
     from distributed import Worker
 
@@ -160,8 +162,8 @@ class WorkerKeepalive:
             worker.name,
             worker.address,
             reason,
-            shell_address(worker),
-            shell_address(worker),
+            install_support.shell_address(worker),
+            install_support.shell_address(worker),
             f", or after {self.timeout:g} s" if self.timeout else "",
         )
         if self.timeout:
@@ -201,7 +203,7 @@ class WorkerKeepalive:
         record = {
             "name": str(worker.name),
             "address": worker.address,
-            "shell_address": shell_address(worker),
+            "shell_address": install_support.shell_address(worker),
             **(record if isinstance(record, dict) else {}),
             **changes,
         }
@@ -252,21 +254,6 @@ class WorkerKeepalive:
         if self.kept is None:
             return None
         return {"reason": self.kept.reason, "since": self.kept.since}
-
-
-def shell_address(worker: Worker) -> str:
-    """The address ``dask worker shell`` should use: the shell service's, else the worker's."""
-    try:
-        from dask_cli.debug.service import install as service_install
-
-        found = getattr(service_install, "shell_address", None)
-        if callable(found):
-            address = found(worker)
-            if address:
-                return str(address)
-    except Exception:
-        pass
-    return worker.address
 
 
 def _get(worker: Worker) -> WorkerKeepalive | None:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dask_cli.debug.service import install as install_support
+
 if TYPE_CHECKING:
     from distributed import Nanny
 
@@ -154,7 +156,7 @@ class NannyKeepalive:
             "lines and stacks)",
             nanny.name,
             record.describe(),
-            _nanny_shell_address(nanny),
+            install_support.shell_address(nanny),
         )
         await self._publish_crash(record)
         try:
@@ -229,20 +231,6 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
-
-
-def _nanny_shell_address(nanny: Nanny) -> str:
-    try:
-        from dask_cli.debug.service import install as service_install
-
-        found = getattr(service_install, "shell_address", None)
-        if callable(found):
-            address = found(nanny)
-            if address:
-                return str(address)
-    except Exception:
-        pass
-    return nanny.address
 
 
 def get(nanny: Nanny) -> NannyKeepalive | None:

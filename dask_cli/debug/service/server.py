@@ -277,7 +277,7 @@ class ShellService:
             completions = await loop.run_in_executor(
                 None, completion.complete, msg.source, msg.cursor, session.namespace
             )
-            return [c.__dict__ if not isinstance(c, dict) else c for c in completions]
+            return [vars(c) for c in completions]
         if isinstance(msg, (protocol.SetKeepalive, protocol.Release)):
             from dask_cli.debug.service import keepalive
 
@@ -309,15 +309,11 @@ class ShellService:
             pid=os.getpid(),
             host=_hostname(),
         )
-        try:
-            from dask_cli.debug.service import keepalive
+        from dask_cli.debug.service import keepalive
 
-            fields = getattr(keepalive, "target_fields", None)
-            if fields is not None:
-                for key, value in (fields(server) or {}).items():
-                    setattr(info, key, value)
-        except ImportError:
-            pass
+        try:
+            for key, value in keepalive.target_fields(server).items():
+                setattr(info, key, value)
         except Exception:
             logger.debug("dask-cli shell: keepalive.target_fields failed", exc_info=True)
         return info

@@ -242,12 +242,10 @@ class ShellSession:
             "quit": _exit,
         }
         namespace.update(namespace_helpers(self.server))
-        try:
-            from dask_cli.debug.service import postmortem
+        from dask_cli.debug.service import postmortem
 
+        try:
             namespace.update(postmortem.shell_helpers(self.server, self))
-        except ImportError:
-            pass
         except Exception:
             logger.exception("dask-cli shell: post-mortem helpers failed to load")
         return namespace
