@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import subprocess
 import sys
 import weakref
@@ -19,28 +20,45 @@ import pytest
 from dask_cli.testing import process_cluster, run_dask
 
 DEBUG = Path(__file__).resolve().parents[2] / "debug"
-FAILING_KEY = "summarise-batch-7"  # debug/task_raises.py
+WORKER_PATH = Path(__file__).resolve().parent / "worker_path"
+# debug/task_raises.py: a script, so cloudpickle sends its functions by value.
+BY_VALUE_KEY = "summarise-batch-7"
+# worker_path/sourced_tasks.py: importable on the worker, sent by reference.
+FAILING_KEY = "sourced-summarise-batch"
 READINGS = "[-1.0, -3.5, -2.25]"
 
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
-    """A cluster whose worker ``pm`` (--keepalive) ran debug/task_raises.py."""
+    """A cluster whose worker ``pm`` (--keepalive) ran debug/task_raises.py (by value)
+    and the same failure from an importable module (by reference)."""
+    from distributed import Client, wait
+
     directory = tmp_path_factory.mktemp("postmortem")
-    with process_cluster(directory, workers=("pm",), worker_args=("--keepalive",)) as cluster:
-        done = subprocess.run(
-            [
-                sys.executable,
-                str(DEBUG / "task_raises.py"),
-                "--scheduler",
-                cluster.scheduler_address,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        yield cluster
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(WORKER_PATH), *sys.path]))
+        patch.syspath_prepend(str(WORKER_PATH))
+        import sourced_tasks
+
+        with process_cluster(directory, workers=("pm",), worker_args=("--keepalive",)) as cluster:
+            with Client(cluster.scheduler_address, timeout="20s") as client:
+                batch = client.submit(sourced_tasks.load_batch, 7)
+                summary = client.submit(sourced_tasks.summarise_batch, batch, key=FAILING_KEY)
+                wait(summary, timeout=30)
+                assert summary.status == "error"
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    str(DEBUG / "task_raises.py"),
+                    "--scheduler",
+                    cluster.scheduler_address,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            yield cluster
 
 
 def shell(cluster, code: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
@@ -51,7 +69,7 @@ def shell(cluster, code: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN0
 def test_failed_lists_the_failure(broken) -> None:  # noqa: ANN001
     done = shell(broken, "print(failed())")
     assert done.returncode == 0, done.stderr
-    assert FAILING_KEY in done.stdout
+    assert FAILING_KEY in done.stdout and BY_VALUE_KEY in done.stdout
     assert "ZeroDivisionError: division by zero" in done.stdout
 
 
@@ -69,6 +87,26 @@ def test_pm_walks_the_live_frames_with_scripted_commands(broken) -> None:  # noq
     assert "summarise_batch()" in out  # where: the failing frame
     assert "sum(valid) / len(valid)" in out  # list: its source
     assert out.rstrip().endswith("back in the shell")
+
+
+@pytest.mark.timeout(60)
+def test_pm_says_why_by_value_code_has_no_source(broken) -> None:  # noqa: ANN001
+    """A function from a script reaches the worker by value: no file to list, but its
+    name, line and locals are there."""
+    line = next(
+        n
+        for n, text in enumerate((DEBUG / "task_raises.py").read_text().splitlines(), 1)
+        if "sum(valid) / len(valid)" in text
+    )
+    done = shell(broken, f"pm({BY_VALUE_KEY!r}, commands=['list', 'p readings', 'where', 'q'])")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert f"No source for summarise_batch (line {line}):" in out
+    assert "sent by value" in out or "not on this machine" in out
+    shown = out.split("Its locals: ", 1)[1].split(" (p NAME", 1)[0]
+    assert sorted(shown.split(", ")) == ["batch", "readings", "threshold", "valid"], out
+    assert READINGS in out
+    assert f"({line})summarise_batch()" in out  # where: the line and the function
 
 
 @pytest.mark.timeout(60)
@@ -120,7 +158,7 @@ def test_pm_in_a_terminal(broken) -> None:  # noqa: ANN001
     )
     try:
         child.expect(">>>")
-        child.sendline(f"pm({FAILING_KEY!r})")
+        child.sendline(f"pm({BY_VALUE_KEY!r})")
         child.expect(r"\(Pdb\)")
         child.sendline("p readings")
         child.expect(r"-3\.5")

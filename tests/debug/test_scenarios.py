@@ -50,10 +50,18 @@ def test_blocked_loop_and_deadlock_are_visible_in_the_stacks(tmp_path: Path) -> 
         main_thread = blocked.stdout.split('"MainThread"', 1)[1].split("\nThread ", 1)[0]
         assert "hold_the_event_loop" in main_thread, blocked.stdout
 
+        # The scenario's functions come by value (a script): their source may not be on
+        # the worker, their names and the lines they wait at always are.
         locked = run_dask("worker", "stack", "locked", "--scheduler", address)
         assert locked.returncode == 0, locked.stderr
-        assert "transfer_a_to_b" in locked.stdout and "transfer_b_to_a" in locked.stdout
-        assert "with lock_b:" in locked.stdout and "with lock_a:" in locked.stdout
+        source = (DEBUG / "deadlock.py").read_text().splitlines()
+        for function, waits_at in (
+            ("transfer_a_to_b", "with lock_b:"),
+            ("transfer_b_to_a", "with lock_a:"),
+        ):
+            start = source.index(f"def {function}(amount: int) -> str:")
+            line = next(n for n in range(start, len(source)) if waits_at in source[n]) + 1
+            assert f"line {line}, in {function}" in locked.stdout, locked.stdout
 
         # Neither can close cleanly (a sleeping loop, deadlocked threads): don't wait.
         for process in cluster.workers.values():

@@ -9,10 +9,13 @@ readable in a terminal: no rich here, this runs inside workers.
 
 from __future__ import annotations
 
+import linecache
+import os
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -136,8 +139,49 @@ def stacks_text(server: Any | None = None) -> Text:
             title += " (event loop)"
         if ident in active:
             title += f" running task {active[ident]!r}"
-        parts.append(title + "\n" + "".join(traceback.format_stack(frame)))
+        parts.append(title + "\n" + format_stack(frame))
     return Text("\n".join(parts))
+
+
+# cloudpickle (3.1.3 on) names the code of a function it sends by value so.
+BY_VALUE_FILENAME = "<dynamic-code>"
+
+
+def missing_source(filename: str, namespace: dict[str, Any] | None = None) -> str | None:
+    """Why the source of code from ``filename`` cannot be shown here (None: it can)."""
+    if linecache.getlines(filename, namespace):
+        return None
+    if filename == BY_VALUE_FILENAME:
+        return (
+            "the function was sent by value (defined in a script, a notebook or __main__), "
+            "so this process has no file to read"
+        )
+    if filename.startswith("<") and filename.endswith(">"):
+        return f"the code was compiled from a string ({filename}), not read from a file"
+    if not os.path.exists(filename):
+        return f"{filename} is not on this machine"
+    return f"{filename} could not be read"
+
+
+def format_stack(frame: FrameType) -> str:
+    """``traceback.format_stack``, plus, for a frame without source, its qualified name,
+    its locals' names and why the source is missing."""
+    lines = []
+    for summary, lineno in traceback.walk_stack(frame):
+        code = summary.f_code
+        name = getattr(code, "co_qualname", code.co_name)
+        entry = f'  File "{code.co_filename}", line {lineno}, in {name}\n'
+        reason = missing_source(code.co_filename, summary.f_globals)
+        if reason is None:
+            line = linecache.getline(code.co_filename, lineno).strip()
+            entry += f"    {line}\n" if line else ""
+        else:
+            # The names from the code object: reading another thread's f_locals is
+            # not free of side effects.
+            names = ", ".join(code.co_varnames[: code.co_nlocals]) or "none"
+            entry += f"    (no source: {reason}; locals: {names})\n"
+        lines.append(entry)
+    return "".join(reversed(lines))
 
 
 def story_lines(server: Any, *keys: Any) -> Table:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from dask_cli.debug.service.helpers import missing_source
+
 if TYPE_CHECKING:
     from distributed import Worker
 
@@ -182,6 +184,36 @@ class FailureList(list):
         return "\n".join(lines)
 
 
+class _Pdb(pdb.Pdb):
+    """pdb whose ``list``/``longlist`` say why a frame has no source (by-value code from
+    cloudpickle has none on the worker), with what is still known of the frame."""
+
+    def _no_source(self) -> bool:
+        frame = self.curframe
+        reason = missing_source(frame.f_code.co_filename, frame.f_globals)
+        if reason is None:
+            return False
+        code = frame.f_code
+        name = getattr(code, "co_qualname", code.co_name)
+        self.message(
+            f"No source for {name} (line {frame.f_lineno}): {reason}. "
+            f"Its locals: {', '.join(self.curframe_locals) or 'none'} (p NAME shows one)."
+        )
+        return True
+
+    def do_list(self, arg: str) -> None:
+        if not self._no_source():
+            super().do_list(arg)
+
+    do_l = do_list
+
+    def do_longlist(self, arg: str) -> None:
+        if not self._no_source():
+            super().do_longlist(arg)
+
+    do_ll = do_longlist
+
+
 def post_mortem(failure: Failure, commands: list[str] | None = None) -> None:
     """pdb on the failure's live frames, starting at the frame that raised.
 
@@ -197,7 +229,7 @@ def post_mortem(failure: Failure, commands: list[str] | None = None) -> None:
         raise LookupError(f"The failure of {failure.key!r} has no traceback")
     print(f"Post-mortem of {failure.key!s}: {failure.exception!r}")
     print("(pdb: p NAME, where, up, down, list; q returns to the shell)")
-    debugger = pdb.Pdb(nosigint=True)
+    debugger = _Pdb(nosigint=True)
     # As pdb.post_mortem does, on an explicit traceback.
     debugger.reset()
     debugger.cmdqueue.extend(commands or [])
