@@ -29,7 +29,7 @@ BUILTIN_COMMANDS: dict[str, LazyCommand] = {
     "spec": LazyCommand(
         "distributed.cli.dask_spec:main", "Start a scheduler or workers from a spec."
     ),
-    "ssh": LazyCommand("distributed.cli.dask_ssh:main", "Launch a cluster over SSH."),
+    "ssh": LazyCommand("dask_cli.commands.ssh:ssh", "Launch a cluster over SSH."),
     "info": LazyCommand(
         "dask_cli.commands.info:info", "Report versions and configuration for bug reports."
     ),
