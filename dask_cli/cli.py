@@ -30,6 +30,9 @@ BUILTIN_COMMANDS: dict[str, LazyCommand] = {
         "distributed.cli.dask_spec:main", "Start a scheduler or workers from a spec."
     ),
     "ssh": LazyCommand("dask_cli.commands.ssh:ssh", "Launch a cluster over SSH."),
+    "job": LazyCommand(
+        "dask_cli.commands.job:job", "Run a script on the cluster as a task, fetch it by key."
+    ),
     "info": LazyCommand(
         "dask_cli.commands.info:info", "Report versions and configuration for bug reports."
     ),
