@@ -172,13 +172,15 @@ async def submit_with(
     from dask_cli.jobs.runner import run_job
 
     record, spec = job or build_job(request)
-    try:
-        await client.register_plugin(JobRegistry())
-    except Exception as exc:
-        raise DaskCliError(
-            f"The scheduler refused the dask-cli job registry: {exc}",
-            hint="dask-cli must be installed where the scheduler and workers run.",
-        ) from None
+    if getattr(client, "_dask_cli_job_registry", None) != client.scheduler.address:
+        try:
+            await client.register_plugin(JobRegistry())
+        except Exception as exc:
+            raise DaskCliError(
+                f"The scheduler refused the dask-cli job registry: {exc}",
+                hint="dask-cli must be installed where the scheduler and workers run.",
+            ) from None
+        client._dask_cli_job_registry = client.scheduler.address  # once per client
     targets = None
     notes: list[str] = []
     if request.worker or request.resources:
