@@ -231,7 +231,7 @@ def status(settings, key: str, as_json: bool) -> None:
         ("started", _when(record.started)),
         ("duration", _duration(record)),
         ("exit status", _exit_text(record)),
-        ("reason", record.reason),
+        ("reason", record.reason if record.reason != _exit_text(record) else None),
     ]
     for label, value in fields:
         if value is not None:
@@ -271,10 +271,17 @@ def list_jobs(settings, as_json: bool) -> None:
 def cancel(settings, key: str) -> None:
     """Stop the job: its process and the processes it started (SIGTERM, then SIGKILL)."""
     from dask_cli import output
+    from dask_cli.errors import DaskCliError
     from dask_cli.jobs import client
 
     result = asyncio.run(client.cancel(settings, key))
     if result.already_done:
         output.notice(f"Job {key} had already ended: {result.record.state}.")
         return
+    if not result.record.done:
+        raise DaskCliError(
+            f"Job {key} is still {result.record.state}: its worker "
+            f"{result.record.worker_name} did not stop it in time",
+            hint=f"`dask job status {key}` shows when it ends.",
+        )
     click.echo(f"Job {key} is {result.record.state}.")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dask_cli.testing import DaskProcess, dask_command, process_cluster, run_dask
+from dask_cli.testing import DaskProcess, dask_command, probe_imports, process_cluster, run_dask
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -97,6 +97,13 @@ def gone(pid: int, timeout: float = 10) -> bool:
     return False
 
 
+@pytest.mark.parametrize("args", [("job", "--help"), ("job", "submit", "--help")])
+def test_help_does_not_import_distributed(args):
+    probe = probe_imports(*args)
+    assert probe.exit_code == 0 and "Usage: dask job" in probe.output
+    assert probe.heavy_modules == []
+
+
 @pytest.mark.parametrize("code", [0, 3])
 def test_wait_streams_output_and_exits_with_the_scripts_status(cluster, tmp_path, code):
     path = script(
@@ -161,7 +168,17 @@ def test_submit_then_gather_from_a_new_process(cluster, tmp_path):
     early = job(cluster, "gather", "--no-wait", key)
     assert early.returncode == 1
     assert "RUNNING" in early.stderr and "Traceback" not in early.stderr
-    marker.write_text("go")
+    following = DaskProcess(
+        dask_command("job", "logs", "-f", key, "--scheduler", cluster.scheduler_address)
+    )
+    try:
+        following.wait_for("started")
+        assert following.alive()
+        marker.write_text("go")
+        assert following.wait(30) == 0
+        assert "bye" in following.output() and "oops" in following.output()
+    finally:
+        following.close()
     gathered = job(cluster, "gather", key)
     assert gathered.returncode == 5, gathered.stderr
     assert gathered.stdout == "started\nbye\n"
