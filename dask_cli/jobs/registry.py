@@ -42,6 +42,9 @@ DROPPED_FACTOR = 10
 MAX_WAIT = 10.0
 # How long ``CANCEL`` waits for a running job's process to be gone.
 CANCEL_WAIT = 10.0
+# A pending job whose task has not reached the scheduler after this long never will
+# (its client died between recording the job and submitting the task).
+ORPHAN_AFTER = 60.0
 # The client name distributed's ``fire_and_forget`` uses for the futures it keeps.
 FIRE_AND_FORGET = "fire-and-forget"
 
@@ -174,13 +177,26 @@ class JobRegistry(SchedulerPlugin):
         self._evict()
         return {"ok": True, "record": job.to_dict()}
 
+    def _fail_orphans(self, *records: JobRecord) -> None:
+        """FAILED for pending ``records`` (default: all) whose task never arrived."""
+        now = time.time()
+        for record in records or list(self.records.values()):
+            if (
+                record.state == protocol.PENDING
+                and now - record.submitted > ORPHAN_AFTER
+                and record.key not in self.scheduler.tasks
+            ):
+                self._end(record, protocol.FAILED, "its task never reached the scheduler")
+
     def status(self, key: str) -> dict[str, Any]:
+        self._fail_orphans()
         record = self.records.get(key)
         if record is None:
             return self._missing(key)
         return {"record": record.to_dict()}
 
     def list(self) -> dict[str, Any]:
+        self._fail_orphans()
         return {
             "records": [r.to_dict() for r in self.records.values()],
             "max_records": self.max_records,
@@ -228,6 +244,7 @@ class JobRegistry(SchedulerPlugin):
         record = self.records.get(key)
         if record is None:
             return self._missing(key)
+        self._fail_orphans(record)
         if record.state == protocol.PENDING:
             await self._wait_change(key, wait)
             record = self.records.get(key) or record

@@ -79,3 +79,13 @@ async def test_cancel_of_a_pending_job_and_of_a_finished_one(registry):
     assert reply["record"]["state"] == protocol.CANCELLED
     assert not registry.claim("p", worker="tcp://127.0.0.1:1")["ok"]
     assert (await registry.cancel("p"))["already"] is True
+
+
+async def test_a_pending_job_whose_task_never_came_fails(registry, monkeypatch):
+    from dask_cli.jobs import registry as module
+
+    add(registry, "orphan")
+    assert registry.status("orphan")["record"]["state"] == protocol.PENDING
+    monkeypatch.setattr(module, "ORPHAN_AFTER", 0.0)
+    found = registry.status("orphan")["record"]
+    assert found["state"] == protocol.FAILED and "never reached" in found["reason"]
