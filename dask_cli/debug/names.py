@@ -11,9 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from dask_cli.debug.protocol import KEPT_ALIVE
 from dask_cli.errors import WorkerNotFound
-
-KEPT_ALIVE = "kept-alive"
 
 
 @dataclass

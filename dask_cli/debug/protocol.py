@@ -52,6 +52,14 @@ SHELL_ADDRESS_HANDLER = "dask_cli_shell_address"
 WORKERS_HANDLER = "dask_cli_workers"
 # Key prefix under which workers publish their shell record with set_metadata.
 METADATA_KEY = "dask-cli"
+# Nanny handler a worker calls with its keepalive switch and kept-alive state.
+NANNY_KEEPALIVE_HANDLER = "dask_cli_keepalive"
+
+# Record statuses of our own (the others are distributed's ``Status`` names).
+KEPT_ALIVE = "kept-alive"  # failed, kept up for post-mortem: listed after leaving
+CLOSED = "closed"  # a kept-alive worker that exited: listings drop it
+# The close reason of a kept-alive worker (and its nanny) released by the user.
+RELEASE_REASON = "dask-cli-keepalive-released"
 
 Stream = Literal["stdout", "stderr"]
 EvalMode = Literal["auto", "exec"]

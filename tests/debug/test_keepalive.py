@@ -240,7 +240,9 @@ def test_in_process_worker_is_kept_alive_when_its_scheduler_closes() -> None:
     from distributed.core import Status
 
     from dask_cli import config
+    from dask_cli.debug import protocol
     from dask_cli.debug.service import keepalive
+    from dask_cli.debug.service.server import target_info
 
     config.register_defaults()
 
@@ -257,7 +259,7 @@ def test_in_process_worker_is_kept_alive_when_its_scheduler_closes() -> None:
                     await asyncio.sleep(0.05)
                 state = keepalive.state(worker)
                 assert state is not None and "scheduler" in state["reason"]
-                assert keepalive.target_fields(worker)["status"] == "kept-alive"
+                assert target_info(worker).status == protocol.KEPT_ALIVE
                 assert worker.status == Status.paused
                 assert worker.data["kept"] == 123
                 assert not worker.periodic_callbacks["heartbeat"].is_running()

@@ -1,32 +1,36 @@
-"""What the ``dask_cli.debug`` preload installs, by kind of server.
+"""What the ``dask_cli.debug`` preload installs, by kind of server: the shell
+service of the core, then every feature. The one module that imports them all.
 
-It must never take the server down: a failure is logged and the server goes on
-without the shell.
+A new feature adds one line to the ``install_*_features`` function of the server
+it extends (see :mod:`dask_cli.debug.service.features`). Nothing here may take
+the server down: a failure is logged and the server goes on without that part.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
+
+from distributed import Nanny, Scheduler, Worker
+from distributed.diagnostics.plugin import NannyPlugin
+
+from dask_cli.debug.service import keepalive, nanny, postmortem
+from dask_cli.debug.service.plugin import ShellNannyPlugin, ShellSchedulerPlugin, ShellWorkerPlugin
 
 logger = logging.getLogger("dask_cli.debug.service")
 
 
 async def install(server: Any) -> None:
-    """Install the dask-cli plugins into ``server`` (Worker, Nanny or Scheduler)."""
+    """Install the dask-cli plugins and features into ``server`` (Worker, Nanny or Scheduler)."""
     try:
-        from distributed import Nanny, Scheduler, Worker
-
         if isinstance(server, Worker):
-            from dask_cli.debug.service.plugin import ShellWorkerPlugin
-
             await server.plugin_add(ShellWorkerPlugin(), name=ShellWorkerPlugin.name)
-            install_keepalive(server)
+            install_worker_features(server)
         elif isinstance(server, Nanny):
-            await install_nanny(server)
+            await _add_nanny_plugin(server, ShellNannyPlugin())
+            await _add_nanny_plugin(server, nanny.NannyKeepalive())
         elif isinstance(server, Scheduler):
-            from dask_cli.debug.service.plugin import ShellSchedulerPlugin
-
             server.add_plugin(ShellSchedulerPlugin(), idempotent=True)
         else:
             logger.warning("dask_cli.debug: nothing to install in a %s", type(server).__name__)
@@ -34,26 +38,21 @@ async def install(server: Any) -> None:
         logger.exception("dask_cli.debug: could not install the shell/keepalive plugins")
 
 
-async def install_nanny(nanny: Any) -> None:
-    """Keep-alive on the nanny side: crash records, no restart of a kept-alive worker."""
-    from dask_cli.debug.service import nanny as nanny_support
+def install_worker_features(worker: Worker) -> None:
+    """Keep-alive, post-mortem (recording while keepalive is on) and the worker's half
+    of the nanny's crash records. Idempotent; follows ``cli.keepalive.*``."""
+    _guarded("keep-alive", keepalive.install, worker)
+    _guarded("post-mortem", postmortem.install, worker, lambda: keepalive.enabled(worker))
+    _guarded("crash files", nanny.write_crash_files_from_worker)
 
-    nanny_support.install(nanny)
+
+async def _add_nanny_plugin(server: Nanny, plugin: NannyPlugin) -> None:
+    if plugin.name not in server.plugins:
+        await server.plugin_add(plugin, name=plugin.name)
 
 
-def install_keepalive(worker: Any) -> None:
-    """Keep-alive and post-mortem (follows ``cli.keepalive.*``; idempotent). A failure
-    leaves the shell working."""
-    from dask_cli.debug.service import keepalive
-
+def _guarded(what: str, install_one: Callable[..., None], *args: Any) -> None:
     try:
-        keepalive.install(worker)
+        install_one(*args)
     except Exception:
-        logger.exception("dask_cli.debug: could not install keep-alive")
-
-
-def shell_address(server: Any) -> str:
-    """The address ``dask worker shell`` should use for ``server``: its shell
-    service's, else the server's own (whose handler answers the shell address)."""
-    service = getattr(server, "dask_cli_shell", None)
-    return str(getattr(service, "address", None) or server.address)
+        logger.exception("dask_cli.debug: could not install %s", what)

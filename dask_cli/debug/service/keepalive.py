@@ -31,20 +31,21 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dask_cli.debug.service import install as install_support
+from dask_cli.debug import protocol
+from dask_cli.debug.service import features
+from dask_cli.debug.service.plugin import publish_record
+from dask_cli.debug.service.server import shell_address, target_info
 
 if TYPE_CHECKING:
     from distributed import Worker
+
+    from dask_cli.debug.service.session import ShellSession
 
 # A child of "distributed.worker": the line reaches the worker's stderr and its
 # own log deque (``dask worker logs``), with distributed's formatting.
 logger = logging.getLogger("distributed.worker.dask_cli")
 
-ATTRIBUTE = "_dask_cli_keepalive"
-RELEASE_REASON = "dask-cli-keepalive-released"
 TIMEOUT_REASON = "dask-cli-keepalive-timeout"
-# Nanny handler told about the worker's keepalive switch and kept-alive state.
-NANNY_HANDLER = "dask_cli_keepalive"
 # How long a release may wait for a blocked event loop before the process exits anyway.
 RELEASE_GRACE_SECONDS = 30.0
 
@@ -75,8 +76,12 @@ class KeptAlive:
     since: float  # time.time()
 
 
-class WorkerKeepalive:
-    """The keepalive switch and state of one worker; installed as ``worker._dask_cli_keepalive``."""
+class WorkerKeepalive(features.ShellFeature):
+    """The keepalive switch and state of one worker, registered as its ``keepalive``
+    feature: it answers ``keepalive`` and ``release`` and sets the record's
+    keep-alive fields."""
+
+    name = "keepalive"
 
     def __init__(self, worker: Worker, enabled: bool, timeout: float | None):
         self.worker = worker
@@ -94,6 +99,34 @@ class WorkerKeepalive:
         # "connection broken". Past this deadline, any failure close is the lifetime's.
         lifetime = getattr(worker, "lifetime", None)
         self._lifetime_deadline = time.monotonic() + lifetime - 1.0 if lifetime else None
+
+    # --- what it adds to the shell service -----------------------------------
+
+    def requests(self) -> dict[type[protocol.Request], features.RequestHandler]:
+        return {protocol.SetKeepalive: self._set_keepalive, protocol.Release: self._release}
+
+    def record_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"keepalive": self.enabled}
+        if self.kept is not None:
+            fields.update(
+                status=protocol.KEPT_ALIVE,
+                kept_alive_reason=self.kept.reason,
+                kept_alive_since=self.kept.since,
+            )
+        return fields
+
+    def _set_keepalive(self, request: protocol.SetKeepalive, session: ShellSession) -> dict:
+        """``dask worker keepalive NAME on|off``. Switching off does not end a kept-alive
+        worker. Answers the record after the switch."""
+        self.enabled = bool(request.enabled)
+        if self.worker.nanny:
+            _on_loop(self.worker, self._tell_nanny)
+        return target_info(self.worker).to_msg()
+
+    def _release(self, request: protocol.Release, session: ShellSession) -> dict:
+        """``dask worker release NAME``: answers the record before the worker exits."""
+        release(self.worker)
+        return target_info(self.worker).to_msg()
 
     # --- interception -----------------------------------------------------
 
@@ -162,8 +195,8 @@ class WorkerKeepalive:
             worker.name,
             worker.address,
             reason,
-            install_support.shell_address(worker),
-            install_support.shell_address(worker),
+            shell_address(worker),
+            shell_address(worker),
             f", or after {self.timeout:g} s" if self.timeout else "",
         )
         if self.timeout:
@@ -176,7 +209,7 @@ class WorkerKeepalive:
             asyncio.gather(self._tell_nanny(), self._tell_scheduler())
         )
 
-    async def exit(self, reason: str = RELEASE_REASON) -> None:
+    async def exit(self, reason: str = protocol.RELEASE_REASON) -> None:
         """Really close the worker (and its nanny, which must not restart it)."""
         if self._releasing:
             return
@@ -187,32 +220,10 @@ class WorkerKeepalive:
         await self._unpublish()
         await self._original_close(nanny=True, reason=reason)
 
-    async def _update_record(self, timeout: float, create: bool = True, **changes: Any) -> None:
-        """Update this worker's record in the scheduler's metadata (see
-        ``plugin.publish_record``), keeping the fields the shell plugin published;
-        without ``create``, only a record that exists."""
-        from dask_cli.debug import protocol
-
-        worker = self.worker
-        keys = [protocol.METADATA_KEY, "workers", worker.address]
-        record = await asyncio.wait_for(
-            worker.scheduler.get_metadata(keys=keys, default=None), timeout
-        )
-        if not create and not isinstance(record, dict):
-            return
-        record = {
-            "name": str(worker.name),
-            "address": worker.address,
-            "shell_address": install_support.shell_address(worker),
-            **(record if isinstance(record, dict) else {}),
-            **changes,
-        }
-        await asyncio.wait_for(worker.scheduler.set_metadata(keys=keys, value=record), timeout)
-
     async def _unpublish(self) -> None:
         """Tell a reachable scheduler this worker is gone, so listings drop it."""
         try:
-            await self._update_record(2, create=False, status="closed")
+            await publish_record(self.worker, 2, only_if_listed=True, status=protocol.CLOSED)
         except Exception as exc:
             logger.debug("Could not tell the scheduler that this worker exits: %r", exc)
 
@@ -223,7 +234,9 @@ class WorkerKeepalive:
         try:
             async with worker.rpc(worker.nanny) as nanny:
                 await asyncio.wait_for(
-                    getattr(nanny, NANNY_HANDLER)(enabled=self.enabled, kept_alive=self.state()),
+                    getattr(nanny, protocol.NANNY_KEEPALIVE_HANDLER)(
+                        enabled=self.enabled, kept_alive=self.state()
+                    ),
                     5,
                 )
         except Exception:
@@ -233,12 +246,7 @@ class WorkerKeepalive:
         """Publish the kept-alive record, then leave the scheduler so the cluster moves on."""
         worker = self.worker
         try:
-            await self._update_record(
-                3,
-                status="kept-alive",
-                kept_alive_reason=self.kept.reason if self.kept else None,
-                kept_alive_since=self.kept.since if self.kept else None,
-            )
+            await publish_record(worker, 3)  # with record_fields: kept alive
             await asyncio.wait_for(
                 worker.scheduler.unregister(
                     address=worker.address,
@@ -257,17 +265,17 @@ class WorkerKeepalive:
 
 
 def _get(worker: Worker) -> WorkerKeepalive | None:
-    return getattr(worker, ATTRIBUTE, None)
+    found = features.get(worker, WorkerKeepalive.name)
+    return found if isinstance(found, WorkerKeepalive) else None
 
 
 def install(worker: Worker) -> None:
-    """Intercept the worker's close paths (idempotent). Keepalive itself follows the
-    ``cli.keepalive.enabled`` config and can be switched later with ``set_enabled``."""
+    """Intercept the worker's close paths and register the feature (idempotent).
+    Keepalive itself follows the ``cli.keepalive.enabled`` config and can be switched
+    later (``dask worker keepalive NAME on|off``)."""
     from dask.utils import parse_timedelta
 
     from dask_cli import config
-    from dask_cli.debug.service import nanny as nanny_support
-    from dask_cli.debug.service import postmortem
 
     if _get(worker) is not None:
         return
@@ -277,36 +285,19 @@ def install(worker: Worker) -> None:
         enabled=bool(config.get("keepalive.enabled", False)),
         timeout=parse_timedelta(timeout) if timeout else None,
     )
-    setattr(worker, ATTRIBUTE, state)
+    features.register(worker, state)
     worker.close = state.close  # type: ignore[method-assign]
     # These tables captured the bound method in Worker.__init__.
     for table in (worker.handlers, worker.stream_handlers):
         for op in ("close", "terminate"):
             if op in table:
                 table[op] = state.close
-    postmortem.install(worker)
-    nanny_support.write_crash_files_from_worker()
-
-
-def set_enabled(worker: Worker, enabled: bool) -> None:
-    """``dask worker keepalive NAME on|off``. Switching off does not end a kept-alive worker."""
-    install(worker)
-    state = _get(worker)
-    assert state is not None
-    state.enabled = bool(enabled)
-    if worker.nanny:
-        _on_loop(worker, state._tell_nanny)
 
 
 def release(worker: Worker) -> None:
     """Let a kept-alive worker exit (``dask worker release``); its nanny exits with it."""
     from dask_cli.errors import DaskCliError
 
-    nanny_state = _nanny_state(worker)
-    if nanny_state is not None and nanny_state.crash is not None:
-        # A nanny kept up after its worker process died: let it go.
-        _on_loop(worker, nanny_state.release, delay=0.2)
-        return
     state = _get(worker)
     if state is None or state.kept is None:
         raise DaskCliError(
@@ -330,41 +321,9 @@ def state(worker: Worker) -> dict | None:
     return None if found is None else found.state()
 
 
-def target_fields(worker: Worker) -> dict[str, Any]:
-    """The keepalive fields of the shell's ``TargetInfo`` for this worker."""
-    nanny_state = _nanny_state(worker)
-    if nanny_state is not None:
-        fields: dict[str, Any] = {"kind": "nanny", "keepalive": nanny_state.enabled}
-        crash = nanny_state.crash
-        if crash is not None:
-            fields.update(
-                status="kept-alive",
-                kept_alive_reason=f"worker process {crash.describe()}; see `crash`",
-                kept_alive_since=crash.time,
-            )
-        return fields
-    found = _get(worker)
-    if found is None:
-        return {}
-    fields = {"keepalive": found.enabled}
-    if found.kept is not None:
-        fields.update(
-            status="kept-alive",
-            kept_alive_reason=found.kept.reason,
-            kept_alive_since=found.kept.since,
-        )
-    return fields
-
-
 def enabled(worker: Worker) -> bool:
     found = _get(worker)
     return bool(found and found.enabled)
-
-
-def _nanny_state(server: Any) -> Any:
-    from dask_cli.debug.service import nanny
-
-    return nanny.get(server)
 
 
 def _on_loop(worker: Worker, coroutine_function: Any, delay: float = 0.0) -> None:

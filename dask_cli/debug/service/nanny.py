@@ -1,8 +1,12 @@
 """The nanny's side of ``--keepalive``, and what it keeps when a worker dies anyway.
 
-A kept-alive worker tells its nanny (``dask_cli_keepalive`` handler). From then
-on the nanny's memory monitor is stopped (it would terminate the process), and
-``Nanny._on_worker_exit`` no longer restarts the worker.
+Installed as a distributed ``NannyPlugin`` (:class:`NannyKeepalive`), which is
+also the nanny's shell feature (``crash``/``crashes`` in a session, ``release``,
+the record's keep-alive fields). A kept-alive worker tells its nanny
+(``protocol.NANNY_KEEPALIVE_HANDLER``). From then on the nanny's memory monitor
+is stopped (it would terminate the process), and the nanny no longer restarts
+the worker: distributed has no hook for that decision, so the plugin wraps
+``Nanny._on_worker_exit`` while it is set up.
 
 What keepalive cannot keep: a worker process killed by the OS (OOM killer,
 SIGKILL) or by the nanny's own memory limit before it was kept alive. For those
@@ -29,10 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dask_cli.debug.service import install as install_support
+from distributed.diagnostics.plugin import NannyPlugin
+
+from dask_cli.debug import protocol
+from dask_cli.debug.service import features
+from dask_cli.debug.service.plugin import publish_record
+from dask_cli.debug.service.server import shell_address, target_info
 
 if TYPE_CHECKING:
     from distributed import Nanny
+
+    from dask_cli.debug.service.session import ShellSession
 
 logger = logging.getLogger("distributed.nanny.dask_cli")
 
@@ -40,8 +51,8 @@ CRASH_DIR_ENV = "DASK_CLI_CRASH_DIR"
 STACKS_FILE = "faulthandler.txt"
 LOG_FILE = "worker.log"
 LOG_LINES = 50
-ATTRIBUTE = "_dask_cli_nanny"
-RELEASE_REASON = "dask-cli-keepalive-released"
+# Let the shell answer a ``release`` before the nanny goes.
+RELEASE_DELAY = 0.2
 
 _worker_files: list[Any] = []  # keep the faulthandler file open for the process lifetime
 
@@ -106,18 +117,73 @@ class CrashRecord:
         return "\n".join(parts)
 
 
-class NannyKeepalive:
-    """Keepalive state of one nanny: installed as ``nanny._dask_cli_nanny``."""
+class NannyKeepalive(NannyPlugin, features.ShellFeature):
+    """Keepalive state and crash records of one nanny: its ``NannyPlugin`` and its
+    shell feature at once (``nanny.plugins[NannyKeepalive.name]``)."""
 
-    def __init__(self, nanny: Nanny, enabled: bool):
-        self.nanny = nanny
-        self.enabled = enabled
+    name = "dask-cli-keepalive"
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.nanny: Any = None
+        self.enabled = False
         self.worker_kept_alive: dict | None = None
         self.crashes: collections.deque[CrashRecord] = collections.deque(maxlen=10)
-        self.crash_dir = tempfile.mkdtemp(prefix="dask-cli-nanny-")
-        self._original_on_exit = nanny._on_worker_exit
+        self.crash_dir: str | None = None
+        self._original_on_exit: Any = None
         self._seen_terminated_pid = -1
-        self.service: Any = None
+
+    # --- NannyPlugin ------------------------------------------------------------
+
+    def setup(self, nanny: Nanny) -> None:
+        """Before the nanny starts its worker: hand the worker a crash directory,
+        listen for its keepalive state, guard restarts."""
+        import weakref
+
+        from dask_cli import config
+
+        if self.nanny is not None:
+            return
+        self.nanny = nanny
+        self.enabled = bool(config.get("keepalive.enabled", False))
+        self.crash_dir = tempfile.mkdtemp(prefix="dask-cli-nanny-")
+        weakref.finalize(nanny, shutil.rmtree, self.crash_dir, True)
+        nanny.env[CRASH_DIR_ENV] = self.crash_dir
+        self._original_on_exit = nanny._on_worker_exit
+        nanny._on_worker_exit = self.on_worker_exit  # type: ignore[method-assign]
+        features.register(nanny, self)
+
+    def teardown(self, nanny: Nanny) -> None:
+        if self.nanny is None:
+            return
+        nanny._on_worker_exit = self._original_on_exit  # type: ignore[method-assign]
+        features.unregister(nanny, self.name)
+        if self.crash_dir is not None:
+            shutil.rmtree(self.crash_dir, ignore_errors=True)
+
+    # --- ShellFeature -----------------------------------------------------------
+
+    def requests(self) -> dict[type[protocol.Request], features.RequestHandler]:
+        return {protocol.Release: self._release}
+
+    def helpers(self) -> dict[str, features.HelperFactory]:
+        return {"crash": lambda session: self.crash, "crashes": lambda session: list(self.crashes)}
+
+    def record_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"keepalive": self.enabled}
+        crash = self.crash
+        if crash is not None:
+            fields.update(
+                status=protocol.KEPT_ALIVE,
+                kept_alive_reason=f"worker process {crash.describe()}; see `crash`",
+                kept_alive_since=crash.time,
+            )
+        return fields
+
+    def handlers(self) -> dict[str, Any]:
+        return {protocol.NANNY_KEEPALIVE_HANDLER: self.handle_keepalive}
+
+    # --- the nanny's side of keepalive -----------------------------------------
 
     @property
     def crash(self) -> CrashRecord | None:
@@ -143,7 +209,7 @@ class NannyKeepalive:
             return await self._original_on_exit(exitcode)
         if self.worker_kept_alive is not None and exitcode == 0:
             # Released (or closed by an operator's request): the nanny goes too.
-            await nanny.close(reason=RELEASE_REASON)
+            await nanny.close(reason=protocol.RELEASE_REASON)
             return None
         if exitcode == 0 or not (self.enabled or self.worker_kept_alive):
             if exitcode != 0:
@@ -156,7 +222,7 @@ class NannyKeepalive:
             "lines and stacks)",
             nanny.name,
             record.describe(),
-            install_support.shell_address(nanny),
+            shell_address(nanny),
         )
         await self._publish_crash(record)
         try:
@@ -168,34 +234,37 @@ class NannyKeepalive:
     async def _publish_crash(self, record: CrashRecord) -> None:
         """Point the scheduler's record of this worker at the nanny's shell, so that
         ``dask worker shell NAME`` still finds something to inspect."""
-        import asyncio
-
-        from dask_cli.debug import protocol
-
         nanny = self.nanny
         address = getattr(nanny.process, "worker_address", None) if nanny.process else None
-        if not address or self.service is None:
+        if not address or getattr(nanny, "dask_cli_shell", None) is None:
             return
-        keys = [protocol.METADATA_KEY, "workers", address]
         try:
-            found = await asyncio.wait_for(nanny.scheduler.get_metadata(keys=keys, default=None), 3)
-            value = dict(found or {})
-            value.update(
-                name=str(nanny.name),
+            await publish_record(
+                nanny,
+                3,
                 address=address,
-                shell_address=self.service.address,
-                status="kept-alive",
                 kept_alive_reason=f"worker process {record.describe()}; the nanny keeps `crash`",
-                kept_alive_since=record.time,
             )
-            await asyncio.wait_for(nanny.scheduler.set_metadata(keys=keys, value=value), 3)
         except Exception as exc:
             logger.debug("Crash record not published to the scheduler: %r", exc)
 
-    async def release(self) -> None:
+    def _release(self, request: protocol.Release, session: ShellSession) -> dict:
         """``dask worker release`` on a nanny kept up after a crash: it exits now."""
+        from dask_cli.errors import DaskCliError
+
+        if self.crash is None:
+            raise DaskCliError(
+                f"Worker {self.nanny.name!r} is not kept alive",
+                hint="Only kept-alive workers can be released; stop a running worker with "
+                "SIGTERM, or client.retire_workers().",
+            )
+        loop = self.nanny.loop
+        loop.add_callback(lambda: loop.call_later(RELEASE_DELAY, self.release))
+        return target_info(self.nanny).to_msg()
+
+    async def release(self) -> None:
         logger.info("Nanny %r released after the crash of its worker", self.nanny.name)
-        await self.nanny.close(reason=RELEASE_REASON)
+        await self.nanny.close(reason=protocol.RELEASE_REASON)
 
     def record_crash(self, exitcode: int | None) -> CrashRecord:
         nanny = self.nanny
@@ -209,14 +278,11 @@ class NannyKeepalive:
             exitcode=exitcode,
             time=time.time(),
             killed_by_memory_limit=killed,
-            log=_tail(Path(self.crash_dir, LOG_FILE), LOG_LINES),
-            stacks=_read(Path(self.crash_dir, STACKS_FILE)),
+            log=_tail(Path(self.crash_dir or "", LOG_FILE), LOG_LINES),
+            stacks=_read(Path(self.crash_dir or "", STACKS_FILE)),
         )
         self.crashes.append(record)
         return record
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.crash_dir, ignore_errors=True)
 
 
 def _tail(path: Path, n: int) -> list[str]:
@@ -231,60 +297,3 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
-
-
-def get(nanny: Nanny) -> NannyKeepalive | None:
-    return getattr(nanny, ATTRIBUTE, None)
-
-
-def install(nanny: Nanny) -> None:
-    """Called from the nanny's preload (before it starts its worker): hand the worker a
-    crash directory, listen for its keepalive state, guard restarts (idempotent)."""
-    import weakref
-
-    from dask_cli import config
-    from dask_cli.debug.service.keepalive import NANNY_HANDLER
-
-    if get(nanny) is not None:
-        return
-    state = NannyKeepalive(nanny, enabled=bool(config.get("keepalive.enabled", False)))
-    setattr(nanny, ATTRIBUTE, state)
-    nanny.env[CRASH_DIR_ENV] = state.crash_dir
-    nanny.handlers[NANNY_HANDLER] = state.handle_keepalive
-    nanny._on_worker_exit = state.on_worker_exit  # type: ignore[method-assign]
-    weakref.finalize(nanny, shutil.rmtree, state.crash_dir, True)
-    state.service = _start_shell(nanny)
-
-
-def _start_shell(nanny: Nanny) -> Any:
-    """A shell service on the nanny too (the shell engineer's server), so a crash
-    record can be inspected after the worker process is gone."""
-    from dask_cli.debug import protocol
-
-    try:
-        from dask_cli.debug.service.server import ShellService, shell_enabled
-
-        if not shell_enabled(nanny):
-            return None
-        service = ShellService(nanny, "worker")
-        import dask.config
-
-        # --shell-port belongs to the worker process: the nanny starts first and
-        # would take it, so the nanny's own shell listens on a random port.
-        with dask.config.set({"cli.shell.port": 0}):
-            address = service.start()
-    except Exception:
-        logger.warning("dask-cli: no shell service on the nanny", exc_info=True)
-        return None
-    nanny.dask_cli_shell = service  # type: ignore[attr-defined]
-    nanny.handlers[protocol.SHELL_ADDRESS_HANDLER] = lambda **_: address
-    logging.getLogger("distributed.nanny").info("       Nanny shell at: %26s", address)
-    return service
-
-
-def shell_helpers(nanny: Any, session: Any = None) -> dict[str, Any]:
-    """Names for a shell session on the nanny: ``crash`` (the last record), ``crashes``."""
-    state = get(nanny)
-    if state is None:
-        return {}
-    return {"crash": state.crash, "crashes": list(state.crashes), "nanny": nanny}

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from typing import Any
 
-from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
+import dask.config
+from distributed.diagnostics.plugin import NannyPlugin, SchedulerPlugin, WorkerPlugin
 
 from dask_cli.debug import protocol
 from dask_cli.debug.names import KEPT_ALIVE, build_records
+from dask_cli.debug.service.server import ShellService, shell_enabled, target_info
 
 logger = logging.getLogger("dask_cli.debug.service")
 
@@ -25,15 +25,8 @@ logger = logging.getLogger("dask_cli.debug.service")
 PUBLISH_ATTEMPTS = 30
 
 
-def _log_shell_address(server_logger: logging.Logger, address: str) -> None:
-    # Aligned like distributed's "      Start worker at: ..." lines.
-    server_logger.info("             Shell at: %26s", address)
-
-
-def _start_service(server: Any, role: str) -> Any:
+def _start_service(server: Any, role: str) -> ShellService | None:
     """The running service, or None (turned off, or it failed: logged, the server goes on)."""
-    from dask_cli.debug.service.server import ShellService, shell_enabled
-
     try:
         if not shell_enabled(server):
             logger.info("dask-cli shell service is off for this %s", role)
@@ -46,31 +39,42 @@ def _start_service(server: Any, role: str) -> Any:
     return service
 
 
-def worker_record(worker: Any, service: Any, **updates: Any) -> dict[str, Any]:
-    """The record a worker publishes in the scheduler's metadata (see ``publish_record``)."""
-    record = {
-        "name": str(worker.name),
-        "address": worker.address,
-        "shell_address": service.address if service is not None else None,
-        "status": "running",
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "kept_alive_reason": None,
-        "kept_alive_since": None,
-    }
-    record.update(updates)
-    return record
+def _advertise(server: Any, service: ShellService, log_name: str, label: str) -> None:
+    """Make ``service`` findable: ``server.dask_cli_shell``, the shell-address handler
+    and one log line (aligned like distributed's "      Start worker at: ..." lines)."""
+    address = service.address
+    server.dask_cli_shell = service
+    server.handlers[protocol.SHELL_ADDRESS_HANDLER] = lambda **_: address
+    logging.getLogger(log_name).info("%21s: %26s", label, address)
 
 
-async def publish_record(worker: Any, record: dict[str, Any]) -> None:
-    """Store ``record`` under ``[METADATA_KEY, "workers", address]`` on the scheduler.
+def record_keys(address: str) -> list[str]:
+    """Where the scheduler's metadata keeps the record of the worker at ``address``."""
+    return [protocol.METADATA_KEY, "workers", address]
 
-    The keep-alive side calls this with ``status="kept-alive"``, ``kept_alive_reason``
-    and ``kept_alive_since`` when a worker enters that state.
-    """
-    await worker.scheduler.set_metadata(
-        keys=[protocol.METADATA_KEY, "workers", worker.address], value=record
-    )
+
+async def publish_record(
+    server: Any,
+    timeout: float | None = None,
+    only_if_listed: bool = False,
+    **changes: Any,
+) -> None:
+    """Store ``server``'s record (``target_info`` with its features' fields, then
+    ``changes``) in the scheduler's metadata, where ``dask worker list`` reads it.
+
+    Features call this when their ``record_fields`` change. ``changes`` may set
+    ``address`` (a nanny publishing for its dead worker). ``only_if_listed``: update
+    a record that exists, never create one. ``timeout`` bounds each call to the
+    scheduler (None: distributed's own)."""
+    record = {**target_info(server).to_msg(), **changes}
+    keys = record_keys(record["address"])
+    if only_if_listed:
+        found = await asyncio.wait_for(
+            server.scheduler.get_metadata(keys=keys, default=None), timeout
+        )
+        if not isinstance(found, dict):
+            return
+    await asyncio.wait_for(server.scheduler.set_metadata(keys=keys, value=record), timeout)
 
 
 class ShellWorkerPlugin(WorkerPlugin):
@@ -94,17 +98,13 @@ class ShellWorkerPlugin(WorkerPlugin):
         self.service = _start_service(worker, "worker")
         if self.service is None:
             return
-        address = self.service.address
-        worker.handlers[protocol.SHELL_ADDRESS_HANDLER] = lambda **_: address
-        _log_shell_address(logging.getLogger("distributed.worker"), address)
-        worker.dask_cli_shell = self.service
+        _advertise(worker, self.service, "distributed.worker", "Shell at")
         self._publishing = asyncio.ensure_future(self._publish(worker))
 
     async def _publish(self, worker: Any) -> None:
-        record = worker_record(worker, self.service)
         for _ in range(PUBLISH_ATTEMPTS):
             try:
-                await publish_record(worker, record)
+                await publish_record(worker)
                 return
             except Exception:
                 await asyncio.sleep(1)
@@ -143,10 +143,7 @@ class ShellSchedulerPlugin(SchedulerPlugin):
         scheduler.handlers[protocol.WORKERS_HANDLER] = self.worker_records
         self.service = _start_service(scheduler, "scheduler")
         if self.service is not None:
-            address = self.service.address
-            scheduler.handlers[protocol.SHELL_ADDRESS_HANDLER] = lambda **_: address
-            _log_shell_address(logging.getLogger("distributed.scheduler"), address)
-            scheduler.dask_cli_shell = self.service
+            _advertise(scheduler, self.service, "distributed.scheduler", "Shell at")
 
     async def close(self) -> None:
         if self.service is not None:
@@ -208,3 +205,28 @@ class ShellSchedulerPlugin(SchedulerPlugin):
             for address, ws in list(scheduler.workers.items())
         }
         return [r.to_dict() for r in build_records(workers, metadata, self.remembered)]
+
+
+class ShellNannyPlugin(NannyPlugin):
+    """A shell service in the nanny too, so a worker process that died can still be
+    inspected (the nanny keeps what its features record, e.g. a crash record)."""
+
+    name = "dask-cli-shell"
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.service: ShellService | None = None
+
+    def setup(self, nanny: Any) -> None:
+        # --shell-port belongs to the worker process: the nanny starts first and
+        # would take it, so the nanny's own shell listens on a random port.
+        with dask.config.set({"cli.shell.port": 0}):
+            self.service = _start_service(nanny, "worker")
+        if self.service is not None:
+            _advertise(nanny, self.service, "distributed.nanny", "Nanny shell at")
+
+    def teardown(self, nanny: Any) -> None:
+        nanny.handlers.pop(protocol.SHELL_ADDRESS_HANDLER, None)
+        if self.service is not None:
+            self.service.stop()
+            self.service = None

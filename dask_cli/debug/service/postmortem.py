@@ -10,7 +10,9 @@ so wrapping them is the smallest hook that sees every failure; the worker that
 ran the task is distributed's own ``_worker_cvar`` (what ``get_worker()`` reads).
 
 Each worker keeps a bounded deque (``cli.postmortem.max-failures``, default
-100) of failures; recording happens while keepalive is enabled, or always with
+100) of failures, registered as its ``postmortem`` shell feature; recording
+happens while the installer's ``recording`` test says so (keepalive enabled,
+see :mod:`dask_cli.debug.service.install`), or always with
 ``cli.postmortem.always``. A kept exception keeps its frames and their locals
 alive, which is the point, and also why the registry is bounded.
 """
@@ -24,16 +26,17 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from dask_cli.debug.service import features
 from dask_cli.debug.service.helpers import missing_source
 
 if TYPE_CHECKING:
     from distributed import Worker
 
-ATTRIBUTE = "_dask_cli_postmortem"
 _patch_lock = threading.Lock()
 
 
@@ -54,20 +57,40 @@ class Failure:
         return f"<Failure {self.key!r} at {when}: {self.exception!r}>"
 
 
-class FailureRegistry:
-    """The last ``maxlen`` failures of one worker (a deque: old ones drop off)."""
+class FailureRegistry(features.ShellFeature):
+    """The last ``maxlen`` failures of one worker (a deque: old ones drop off); in
+    the shell, ``failed()`` and ``pm(key)``."""
 
-    def __init__(self, worker: Worker, maxlen: int, always: bool):
+    name = "postmortem"
+
+    def __init__(
+        self,
+        worker: Worker,
+        maxlen: int,
+        always: bool,
+        recording: Callable[[], bool] = lambda: False,
+    ):
         self.worker = worker
         self.always = always
+        self._recording = recording
         self.failures: collections.deque[Failure] = collections.deque(maxlen=max(1, maxlen))
         self._lock = threading.Lock()
 
     @property
     def recording(self) -> bool:
-        from dask_cli.debug.service import keepalive
+        return self.always or self._recording()
 
-        return self.always or keepalive.enabled(self.worker)
+    def helpers(self) -> dict[str, features.HelperFactory]:
+        return {"failed": lambda session: self.failed, "pm": lambda session: self.pm}
+
+    def failed(self) -> FailureList:
+        """Failed tasks whose live frames were kept (key, exception, time), oldest first."""
+        return FailureList(self.list())
+
+    def pm(self, key: Any = None, commands: list[str] | None = None) -> None:
+        """Open pdb on the live frames of the failed task ``key`` (default: the last).
+        ``commands``: pdb commands to run first (for scripts: end with "q")."""
+        post_mortem(self.find(key), commands)
 
     def record(self, key: Any, exception: BaseException) -> None:
         if not self.recording:
@@ -104,21 +127,23 @@ class FailureRegistry:
 
 
 def registry(worker: Worker) -> FailureRegistry | None:
-    return getattr(worker, ATTRIBUTE, None)
+    found = features.get(worker, FailureRegistry.name)
+    return found if isinstance(found, FailureRegistry) else None
 
 
-def install(worker: Worker) -> None:
-    """Give ``worker`` a failure registry and hook task execution (both idempotent)."""
+def install(worker: Worker, recording: Callable[[], bool] = lambda: False) -> None:
+    """Give ``worker`` a failure registry and hook task execution (both idempotent).
+    ``recording()``: whether to keep failures now (besides ``cli.postmortem.always``)."""
     from dask_cli import config
 
     if registry(worker) is None:
-        setattr(
+        features.register(
             worker,
-            ATTRIBUTE,
             FailureRegistry(
                 worker,
                 maxlen=int(config.get("postmortem.max-failures", 100)),
                 always=bool(config.get("postmortem.always", False)),
+                recording=recording,
             ),
         )
     _patch_distributed()
@@ -235,34 +260,3 @@ def post_mortem(failure: Failure, commands: list[str] | None = None) -> None:
     debugger.cmdqueue.extend(commands or [])
     debugger.interaction(None, tb)
     sys.settrace(None)
-
-
-def shell_helpers(server: Any, session: Any = None) -> dict[str, Any]:
-    """Names for each shell session on a worker: ``failed()`` and ``pm(key)``; on a
-    nanny, its crash record (``crash``)."""
-    from distributed import Nanny
-
-    if isinstance(server, Nanny):
-        from dask_cli.debug.service import nanny
-
-        return nanny.shell_helpers(server, session)
-    found = registry(server)
-    if found is None:
-        try:
-            install(server)
-        except Exception:
-            return {}
-        found = registry(server)
-        if found is None:
-            return {}
-
-    def failed() -> FailureList:
-        """Failed tasks whose live frames were kept (key, exception, time), oldest first."""
-        return FailureList(found.list())
-
-    def pm(key: Any = None, commands: list[str] | None = None) -> None:
-        """Open pdb on the live frames of the failed task ``key`` (default: the last).
-        ``commands``: pdb commands to run first (for scripts: end with "q")."""
-        post_mortem(found.find(key), commands)
-
-    return {"failed": failed, "pm": pm}

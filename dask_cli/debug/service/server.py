@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import inspect
 import logging
 import os
 import secrets
@@ -22,15 +24,14 @@ from typing import Any
 import dask.config
 
 from dask_cli.debug import protocol
+from dask_cli.debug.service import features
 from dask_cli.debug.service.helpers import log_lines, server_kind, stacks_text
-from dask_cli.debug.service.session import ShellSession, audit_trail, server_loop
+from dask_cli.debug.service.session import ShellSession, audit_trail
 from dask_cli.errors import DaskCliError
 
 logger = logging.getLogger("dask_cli.debug.service")
 
 HELLO_TIMEOUT = 10
-# Calls into the server's own loop (keepalive on/off, release) give up after this.
-SERVER_CALL_TIMEOUT = 10
 
 
 def shell_enabled(server: Any) -> bool:
@@ -278,45 +279,21 @@ class ShellService:
                 None, completion.complete, msg.source, msg.cursor, session.namespace
             )
             return [vars(c) for c in completions]
-        if isinstance(msg, (protocol.SetKeepalive, protocol.Release)):
-            from dask_cli.debug.service import keepalive
-
-            # Called on this thread: they must work while the server's loop is blocked
-            # (they schedule their own work on it); a coroutine result runs there.
-            if isinstance(msg, protocol.SetKeepalive):
-                result = keepalive.set_enabled(self.server, msg.enabled)
-            else:
-                result = keepalive.release(self.server)
-            if asyncio.iscoroutine(result):
-                await asyncio.wait_for(self._on_server_loop(result), SERVER_CALL_TIMEOUT)
-            return self.target_info().to_msg()
-        raise protocol.ProtocolError(f"unsupported request {msg.op!r}")
-
-    def _on_server_loop(self, coro: Any) -> asyncio.Future[Any]:
-        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, server_loop(self.server)))
+        handler = features.request_handler(self.server, type(msg))
+        if handler is None:
+            raise protocol.ProtocolError(
+                f"this {self.kind} does not answer {msg.op!r} requests "
+                "(the feature that does is not installed here)"
+            )
+        data = handler(msg, session)
+        if inspect.isawaitable(data):
+            data = await data
+        return data
 
     # --- what the service tells clients --------------------------------------
 
     def target_info(self) -> protocol.TargetInfo:
-        server = self.server
-        status = getattr(getattr(server, "status", None), "name", "unknown")
-        info = protocol.TargetInfo(
-            kind=self.kind,
-            name=str(server.id if self.kind == "scheduler" else server.name),
-            address=server.address,
-            shell_address=self.address or "",
-            status=status,
-            pid=os.getpid(),
-            host=_hostname(),
-        )
-        from dask_cli.debug.service import keepalive
-
-        try:
-            for key, value in keepalive.target_fields(server).items():
-                setattr(info, key, value)
-        except Exception:
-            logger.debug("dask-cli shell: keepalive.target_fields failed", exc_info=True)
-        return info
+        return target_info(self.server, self.address)
 
     def banner(self, info: protocol.TargetInfo | None = None) -> str:
         """The welcome text; ``info`` saves computing the target again."""
@@ -331,6 +308,35 @@ class ShellService:
             + ". Top-level await runs on the "
             f"{ns}'s event loop; exit() ends the session, not the {ns}."
         )
+
+
+def shell_address(server: Any) -> str:
+    """The address ``dask worker shell`` should use for ``server``: its shell
+    service's, else the server's own (whose handler answers the shell address)."""
+    service = getattr(server, "dask_cli_shell", None)
+    return str(getattr(service, "address", None) or server.address)
+
+
+def target_info(server: Any, shell: str | None = None) -> protocol.TargetInfo:
+    """``server`` as clients and the scheduler's worker list see it: the core's fields,
+    then those its features set (``features.record_fields``). ``shell``: the shell
+    service's address, when it is not yet ``server.dask_cli_shell``."""
+    kind = server_kind(server)
+    service = getattr(server, "dask_cli_shell", None)
+    info = protocol.TargetInfo(
+        kind=kind,
+        name=str(server.id if kind == "scheduler" else server.name),
+        address=server.address,
+        shell_address=shell or getattr(service, "address", None) or "",
+        status=getattr(getattr(server, "status", None), "name", "unknown"),
+        pid=os.getpid(),
+        host=_hostname(),
+    )
+    known = {f.name for f in dataclasses.fields(info)}
+    for key, value in features.record_fields(server).items():
+        if key in known:
+            setattr(info, key, value)
+    return info
 
 
 @functools.cache

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dask_cli.debug import protocol
+from dask_cli.debug.service import features
 from dask_cli.debug.service.helpers import namespace_helpers, server_kind
 from dask_cli.debug.service.streams import SessionOutput, current_output, install_routing
 
@@ -242,12 +243,8 @@ class ShellSession:
             "quit": _exit,
         }
         namespace.update(namespace_helpers(self.server))
-        from dask_cli.debug.service import postmortem
-
-        try:
-            namespace.update(postmortem.shell_helpers(self.server, self))
-        except Exception:
-            logger.exception("dask-cli shell: post-mortem helpers failed to load")
+        for name, value in features.session_helpers(self.server, self).items():
+            namespace.setdefault(name, value)  # a feature never hides a core name
         return namespace
 
     # --- the service loop side -----------------------------------------------
