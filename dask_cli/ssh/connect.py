@@ -88,7 +88,7 @@ async def connect(host: str, settings: SSHSettings) -> HostConnection:
     except asyncssh.PermissionDenied:
         raise SSHFailure(
             f"{options.username}@{where}: the server refused the login "
-            f"(tried {_keys_tried(options, settings)})",
+            f"({_keys_tried(options, settings)})",
             hint="Give the right key with --ssh-private-key FILE (or IdentityFile in "
             "~/.ssh/config) and the user with --ssh-username, or add the key's .pub to "
             f"~/.ssh/authorized_keys of {options.username} on {options.host}.",
@@ -135,10 +135,12 @@ def _keys_tried(options: asyncssh.SSHClientConnectionOptions, settings: SSHSetti
         if not keys:
             ssh_dir = Path("~", ".ssh").expanduser()
             keys = [str(ssh_dir / n) for n in _DEFAULT_KEY_FILES if (ssh_dir / n).exists()]
-    tried = ", ".join(keys) if keys else "no key files"
+    if not keys and not options.agent_path:
+        return "no key to try: none given, none in ~/.ssh, no ssh-agent"
+    tried = "key " + ", ".join(keys) if len(keys) == 1 else "keys " + ", ".join(keys)
     if options.agent_path:
-        tried += ", and the keys of ssh-agent"
-    return f"key {tried}" if len(keys) == 1 else f"keys {tried}"
+        tried = f"{tried} and the keys of ssh-agent" if keys else "the keys of ssh-agent"
+    return f"tried {tried}"
 
 
 def _known_hosts_files(options: asyncssh.SSHClientConnectionOptions) -> list[str]:

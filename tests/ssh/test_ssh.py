@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -71,6 +72,7 @@ def test_cluster_on_two_hosts_computes_shells_reports_a_death_and_stops_on_ctrl_
         "--log-directory", str(logs),
     )  # fmt: skip
     address = proc.wait_for(READY, 60).group(1)
+    proc.wait_for("Ctrl-C stops the cluster", 10)  # the last line of the banner
     output = proc.output()
     assert "(2 workers on 2 hosts)" in output
     assert f"dask worker list --scheduler {address}" in output
@@ -80,10 +82,21 @@ def test_cluster_on_two_hosts_computes_shells_reports_a_death_and_stops_on_ctrl_
     assert re.search(r"^\[scheduler 127\.0\.0\.1\] .*Scheduler at:", output, re.M)
     assert re.search(r"^\[worker localhost\] .*Registered to:", output, re.M)
 
+    def flood_stderr() -> bool:  # nested: pickled by value, the workers cannot import us
+        line = b"y" * 1023 + b"\n"
+        for _ in range(4096):
+            os.write(2, line)
+        os.write(2, b"flood done\n")
+        return True
+
     with Client(address, timeout=10) as client:
         assert client.submit(sum, [1, 2]).result(timeout=10) == 3
         worker_pids = client.run(os.getpid)
+        # Output long after start-up is still read: 4 MiB, twice the SSH window, would
+        # block the worker for good otherwise (distributed issue 9033).
+        assert set(client.run(flood_stderr).values()) == {True}
     assert len(worker_pids) == 2
+    proc.wait_for(r"\[worker localhost\] flood done", 30)
 
     worker, worker_pid = next(iter(worker_pids.items()))
     assert re.search(rf"dask worker shell tcp://\S+ --scheduler {address}", output)
@@ -143,8 +156,6 @@ def _changed_known_hosts(sshd, tmp_path) -> str:
 
 
 def _closed_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -154,13 +165,14 @@ def _closed_port() -> int:
 @pytest.mark.parametrize(
     "case",
     ["wrong key", "closed port", "unknown host key", "changed host key", "python without dask",
-     "python missing", "insecure"],
+     "python missing", "insecure", "scheduler fails"],
 )  # fmt: skip
 def test_start_up_failures_are_one_clear_line_within_10_s(
     sshd, python_without_dask, tmp_path, case
 ):
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
+    taken = socket.create_server(("127.0.0.1", 0))  # a port the scheduler cannot have
     port, key, known = str(sshd.port), str(sshd.user_key), str(sshd.known_hosts)
     args, expected = {
         "wrong key": (
@@ -194,12 +206,19 @@ def test_start_up_failures_are_one_clear_line_within_10_s(
              "--insecure", "--remote-python", python_without_dask],
             f"127.0.0.1: dask-cli is not installed for {python_without_dask}",
         ),
+        # A remote process that exits while starting: its last lines, then one line.
+        "scheduler fails": (
+            [*sshd.client_args(), "--remote-python", sys.executable,
+             "--scheduler-port", str(taken.getsockname()[1])],
+            "Error: the scheduler 127.0.0.1 exited with status 1 during start-up",
+        ),
     }[case]  # fmt: skip
     start = time.monotonic()
     result = run_dask(
         "ssh", "127.0.0.1", "--scheduler-port", "0", "--dashboard-address", "127.0.0.1:0",
         *args, env=sshd.env(), timeout=30,
     )  # fmt: skip
+    taken.close()
     elapsed = time.monotonic() - start
     assert result.returncode == 1, result.stdout + result.stderr
     assert expected in result.stderr, result.stdout + result.stderr
@@ -207,6 +226,9 @@ def test_start_up_failures_are_one_clear_line_within_10_s(
     assert elapsed < 10
     if case == "insecure":
         assert "--insecure: host keys are not checked" in result.stderr
+    if case == "scheduler fails":
+        last_lines = result.stderr.split("its last lines:")[1]
+        assert "Scheduler failed to start" in last_lines
 
 
 @pytest.mark.timeout(30)
