@@ -141,7 +141,7 @@ async def connect_client(settings: ClientSettings) -> Any:
     try:
         return await asyncio.wait_for(
             Client(address, security=settings.security(), asynchronous=True, timeout=timeout),
-            timeout + 5,
+            timeout + 1,  # distributed's own bound is looser (retries with backoff)
         )
     except (OSError, asyncio.TimeoutError) as exc:
         from dask_cli.debug.client.connection import describe_connect_error
