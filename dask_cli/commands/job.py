@@ -32,9 +32,18 @@ def _quiet_client_close() -> None:
 
 
 def _write(stream: str, data: bytes) -> None:
+    """Job output, as the bytes came. A closed pipe (``| head``) ends the command
+    quietly with status 141, as a shell's SIGPIPE would; the job itself goes on."""
     out = sys.stderr if stream == "stderr" else sys.stdout
-    out.buffer.write(data)
-    out.flush()
+    try:
+        out.buffer.write(data)
+        out.flush()
+    except BrokenPipeError:
+        import os
+
+        # Nothing may write to the closed pipe again, not even the exit's flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        raise click.exceptions.Exit(141) from None
 
 
 def _pairs(values: tuple[str, ...], option: str, number: bool = False) -> dict:
@@ -182,9 +191,12 @@ def gather(ctx: click.Context, settings, key: str, with_stderr: bool, no_wait: b
 @client_options
 def logs(settings, key: str, follow: bool) -> None:
     """The job's output so far: stdout on stdout, stderr on stderr."""
-    from dask_cli.jobs import client
+    from dask_cli import output
+    from dask_cli.jobs import client, protocol
 
-    asyncio.run(client.logs(settings, key, _write, follow_output=follow))
+    record = asyncio.run(client.logs(settings, key, _write, follow_output=follow))
+    if record.state == protocol.PENDING:
+        output.notice(f"Job {key} is PENDING: no output yet.")
 
 
 def _when(timestamp: float | None) -> str | None:

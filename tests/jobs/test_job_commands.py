@@ -229,6 +229,12 @@ def test_gather_50_megabytes_with_bounded_memory(cluster, tmp_path):
     )
     # 50 MB held in memory would add at least 50 MB; streaming adds a few chunks.
     assert peak - baseline < 25_000, (baseline, peak)
+    # `| head`: a closed pipe ends gather quietly.
+    head = subprocess.Popen([*argv, keys[0]], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert head.stdout.readline() == b"x" * 99 + b"\n"
+    head.stdout.close()
+    assert head.wait(30) == 141
+    assert head.stderr.read() == b""
 
 
 def test_a_script_with_its_own_client_on_the_same_cluster(cluster, tmp_path):
