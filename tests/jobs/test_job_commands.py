@@ -20,7 +20,7 @@ import pytest
 
 from dask_cli.testing import DaskProcess, dask_command, probe_imports, process_cluster, run_dask
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(180)  # generous: 2 shared cores; hangs still fail
 
 
 @pytest.fixture(scope="module")
