@@ -424,7 +424,7 @@ def test_bad_input_is_one_line(cluster, tmp_path, args, code, message):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_worker_killed_during_a_job_fails_it_and_never_reruns_it(tmp_path):
     marker = tmp_path / "marker"
     pids = tmp_path / "pid"
