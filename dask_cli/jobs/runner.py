@@ -139,6 +139,12 @@ class WorkerJobs:
             worker.handlers[protocol.OUTPUT] = jobs.output
             worker.handlers[protocol.STOP] = jobs.stop
             worker.handlers[protocol.FORGET] = jobs.forget
+            try:
+                from dask_cli.jobs import shell
+
+                shell.register(worker, jobs)
+            except Exception:  # the jobs work without the shell's jobs()
+                logger.exception("dask-cli jobs: could not add jobs() to the worker's shell")
         return jobs
 
     # --- the task's side (a seceded worker thread) ---------------------------------

@@ -270,11 +270,12 @@ def test_cancel_a_sleeping_job_ends_its_processes(cluster, tmp_path):
     script_pid, child_pid = map(int, wait_for_file(pids).split())
     # The shell and the job meet: the worker's tasks() shows it running.
     shell = run_dask(
-        "worker", "shell", "w2", "-c", "print(tasks())",
+        "worker", "shell", "w2", "-c", "print(tasks()); print(jobs())",
         "--scheduler", cluster.scheduler_address,
     )  # fmt: skip
     assert shell.returncode == 0, shell.stderr
     assert key in shell.stdout and "long-running" in shell.stdout
+    assert any(key in line and str(script_pid) in line for line in shell.stdout.splitlines())
     assert record(cluster, key)["pid"] == script_pid
     cancelled = job(cluster, "cancel", key)
     assert cancelled.returncode == 0, cancelled.stderr
