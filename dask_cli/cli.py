@@ -33,6 +33,10 @@ BUILTIN_COMMANDS: dict[str, LazyCommand] = {
     "job": LazyCommand(
         "dask_cli.commands.job:job", "Run a script on the cluster as a task, fetch it by key."
     ),
+    "cluster": LazyCommand(
+        "dask_cli.commands.cluster:cluster",
+        "Named clusters that outlive the command: start, list, scale, stop.",
+    ),
     "info": LazyCommand(
         "dask_cli.commands.info:info", "Report versions and configuration for bug reports."
     ),

@@ -67,3 +67,34 @@ def print_header(text: str, failed: bool = False) -> None:
     """A bold section header on stdout (e.g. one per worker in `dask worker exec`)."""
     style = "bold red" if failed else "bold cyan"
     _console().print(f"[{style}]{_escape(text)}[/]")
+
+
+class Progress:
+    """A one-line progress bar on stderr (rich), for waits such as ``dask cluster scale``.
+
+    ``update(done, total)`` redraws it; nothing is drawn when stderr is not a terminal.
+    """
+
+    def __init__(self, description: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self._progress = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task(_escape(description), total=None)
+
+    def __enter__(self) -> Progress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=max(total, done, 1))

@@ -1,6 +1,6 @@
 """The options every command that talks to a running cluster shares.
 
-``@client_options`` adds ``--scheduler``, ``--scheduler-file``, ``--tls-*`` and
+``@client_options`` adds ``--scheduler``, ``--scheduler-file``, ``--cluster``, ``--tls-*`` and
 ``--timeout`` and hands the command one ``settings`` argument (a
 ``ClientSettings``). No distributed import here: ``--help`` stays fast.
 """
@@ -13,9 +13,12 @@ from typing import Any
 
 import click
 
+from dask_cli.clusters.completion import complete_cluster_name
+
 CLIENT_OPTION_NAMES = (
     "scheduler",
     "scheduler_file",
+    "cluster",
     "tls_ca_file",
     "tls_cert",
     "tls_key",
@@ -44,6 +47,12 @@ def client_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--scheduler-file",
             type=click.Path(dir_okay=False),
             help="JSON file written by `dask scheduler --scheduler-file`.",
+        ),
+        click.option(
+            "--cluster",
+            metavar="NAME",
+            shell_complete=complete_cluster_name,
+            help="A named cluster of `dask cluster` (see `dask cluster list`).",
         ),
         click.option("--tls-ca-file", type=click.Path(dir_okay=False), help="CA file (TLS)."),
         click.option("--tls-cert", type=click.Path(dir_okay=False), help="Client certificate."),

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass
 class ClientSettings:
-    """What ``--scheduler``, ``--scheduler-file``, ``--tls-*`` and ``--timeout`` say.
+    """What ``--scheduler``, ``--scheduler-file``, ``--cluster``, ``--tls-*`` and ``--timeout`` say.
 
     Unset fields fall back to dask's configuration (``scheduler-address``,
     ``distributed.comm.tls.*``, ``cli.client.timeout``).
@@ -16,6 +16,7 @@ class ClientSettings:
 
     scheduler: str | None = None
     scheduler_file: str | None = None
+    cluster: str | None = None  # a named cluster of `dask cluster`
     tls_ca_file: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -24,6 +25,10 @@ class ClientSettings:
     def scheduler_address(self) -> str:
         from dask_cli.config import scheduler_address
 
+        if self.cluster and not (self.scheduler or self.scheduler_file):
+            from dask_cli.clusters import scheduler_address_for
+
+            return scheduler_address_for(self.cluster)
         return scheduler_address(self.scheduler, self.scheduler_file)
 
     def has_scheduler(self) -> bool:
@@ -31,7 +36,10 @@ class ClientSettings:
         import dask.config
 
         return bool(
-            self.scheduler or self.scheduler_file or dask.config.get("scheduler-address", None)
+            self.scheduler
+            or self.scheduler_file
+            or self.cluster
+            or dask.config.get("scheduler-address", None)
         )
 
     def security(self) -> Any:
