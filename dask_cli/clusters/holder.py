@@ -315,6 +315,15 @@ def kill_children() -> None:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The error and, when it wraps another ("Nanny failed to start"), its root cause."""
+    text = _describe(exc)
+    root = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    return text if root is exc else f"{text} ({_describe(root)})"
+
+
+def _describe(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
