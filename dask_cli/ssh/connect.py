@@ -94,7 +94,7 @@ async def connect(host: str, settings: SSHSettings) -> HostConnection:
             f"~/.ssh/authorized_keys of {options.username} on {options.host}.",
         ) from None
     except asyncssh.HostKeyNotVerifiable:
-        raise _host_key_failure(host, options, settings) from None
+        raise _host_key_failure(options) from None
     except ConnectionRefusedError:
         raise SSHFailure(
             f"{where}: connection refused: no SSH server listens there",
@@ -152,9 +152,8 @@ def _known_hosts_files(options: asyncssh.SSHClientConnectionOptions) -> list[str
     return [str(Path("~", ".ssh", "known_hosts").expanduser())]
 
 
-def _host_key_failure(
-    host: str, options: asyncssh.SSHClientConnectionOptions, settings: SSHSettings
-) -> SSHFailure:
+def _host_key_failure(options: asyncssh.SSHClientConnectionOptions) -> SSHFailure:
+    """Unknown (no key for the host in the files) or changed (a key, but another one)."""
     files = [f for f in _known_hosts_files(options) if os.path.exists(f)]
     shown = ", ".join(_known_hosts_files(options))
     port = options.port if options.port != 22 else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import re
 import signal
 from collections.abc import Awaitable, Callable
@@ -71,8 +72,6 @@ class SSHCluster:
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
-        self._ready = False
-        self._stopping = False
         self._reported: set[str] = set()
 
     @property
@@ -258,7 +257,6 @@ class SSHCluster:
                 raise self._timeout_failure()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-        self._ready = True
         workers = [a for w in self.workers for a in w.state.worker_addresses]
         self.display.ready(self.scheduler_address, workers, len(self.connections))
         if self.on_ready is not None:
@@ -330,7 +328,6 @@ class SSHCluster:
     # -- stop --------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
-        self._stopping = True
         self.display.end_progress()
         running = [p for p in self.processes if p.running]
         if running:
@@ -425,5 +422,48 @@ def launch(
             "--insecure: host keys are not checked; anyone on the network path could "
             "pose as these hosts and run your workers."
         )
-    cluster = SSHCluster(plan, settings, display, log_directory=log_directory)
-    return asyncio.run(cluster.run())
+    registration = contextlib.ExitStack()
+    on_ready = None
+    if name is not None:
+        _check_name_free(name)
+        on_ready = functools.partial(_register, registration, name, plan, display)
+    cluster = SSHCluster(plan, settings, display, log_directory=log_directory, on_ready=on_ready)
+    with registration:  # the record goes when the cluster has stopped
+        return asyncio.run(cluster.run())
+
+
+def _check_name_free(name: str) -> None:
+    """Fail before connecting anywhere when ``--name`` is taken (registering, once the
+    cluster is up, fails too, should another one take the name meanwhile)."""
+    from dask_cli.clusters import cluster_names
+    from dask_cli.clusters.state import check_name
+
+    if check_name(name) in cluster_names():
+        raise SSHFailure(
+            f"a cluster named {name!r} already exists",
+            hint=f"Pick another --name, or stop that one first: `dask cluster stop {name}`.",
+        )
+
+
+def _register(
+    registration: contextlib.ExitStack,
+    name: str,
+    plan: ClusterPlan,
+    display: Display,
+    scheduler_address: str,
+) -> None:
+    from dask_cli.clusters import registered_cluster
+
+    registration.enter_context(
+        registered_cluster(
+            name,
+            scheduler_address,
+            kind="SSHCluster",
+            source="dask ssh",
+            spec={"hosts": list(plan.hosts), "scheduler": plan.scheduler},
+        )
+    )
+    display.info(
+        f"registered as cluster {name!r}: `dask worker list --cluster {name}`, "
+        f"`dask cluster stop {name}`"
+    )

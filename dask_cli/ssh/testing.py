@@ -110,7 +110,8 @@ def openssh_server(
     own_directory = directory is None
     directory = Path(tempfile.mkdtemp(prefix="dask-cli-sshd-") if own_directory else directory)
     directory.mkdir(parents=True, exist_ok=True)
-    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation dir
+    with contextlib.suppress(OSError):  # sshd's privilege separation dir (as root)
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
 
     host_key = directory / "host_key"
     host_public = _write_key(host_key)

@@ -37,8 +37,8 @@ def dask_ssh(sshd):
     output is printed if the test fails, and it is stopped at the end."""
     started: list[DaskProcess] = []
 
-    def start(*args: str) -> DaskProcess:
-        process = DaskProcess(dask_command("ssh", *args), env=sshd.env())
+    def start(*args: str, env: dict[str, str] | None = None) -> DaskProcess:
+        process = DaskProcess(dask_command("ssh", *args), env={**sshd.env(), **(env or {})})
         started.append(process)
         return process
 

@@ -148,6 +148,41 @@ def test_ssh_config_alias_and_a_killed_dask_ssh_leaves_no_remote_process(sshd, d
     assert_all_gone([*pids.values(), *worker_pids.values()])
 
 
+@pytest.mark.timeout(120)
+def test_name_makes_it_a_named_cluster_until_dask_cluster_stop(sshd, dask_ssh, tmp_path):
+    """`--name`: `dask cluster list` shows it, `--cluster NAME` reaches it, a second
+    `dask ssh --name` of the same name fails before connecting, and `dask cluster stop`
+    (SIGTERM to `dask ssh`) stops every remote process and removes the record."""
+    import json
+
+    env = {**sshd.env(), "DASK_CLI__CLUSTER__STATE_DIR": str(tmp_path / "state")}
+    proc = dask_ssh(ALIAS, *LOCAL_CLUSTER_ARGS, "--name", "over-ssh", env=env)
+    address = proc.wait_for(READY, 60).group(1)
+    proc.wait_for("registered as cluster 'over-ssh'", 10)
+    pids = started_pids(proc.output())
+
+    listed = run_dask("cluster", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (record,) = [r for r in json.loads(listed.stdout) if r["name"] == "over-ssh"]
+    assert record["status"] == "running"
+    assert address in json.dumps(record)
+    workers = run_dask("worker", "list", "--cluster", "over-ssh", "--json", env=env)
+    assert workers.returncode == 0, workers.stderr
+    assert len(json.loads(workers.stdout)) == 1
+
+    again = run_dask("ssh", ALIAS, *LOCAL_CLUSTER_ARGS, "--name", "over-ssh", env=env)
+    assert again.returncode == 1
+    assert "a cluster named 'over-ssh' already exists" in again.stderr
+    assert "started, pid" not in again.stdout
+
+    stopped = run_dask("cluster", "stop", "over-ssh", env=env, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert proc.wait(40) == 0
+    assert_all_gone(pids.values())
+    listed = run_dask("cluster", "list", "--json", env=env)
+    assert "over-ssh" not in listed.stdout
+
+
 def _changed_known_hosts(sshd, tmp_path) -> str:
     path = tmp_path / "known_hosts"
     other = sshd.other_key.with_suffix(".pub").read_text().strip()
