@@ -27,6 +27,9 @@ SUBCOMMANDS = {
         "Stacks of every thread, also when the event loop is stuck.",
     ),
     "logs": LazyCommand("dask_cli.commands.worker_inspect:logs", "The worker's recent log lines."),
+    "debug": LazyCommand(
+        "dask_cli.commands.worker_debug:debug", "Attach pdb to a task paused at breakpoint()."
+    ),
     "keepalive": LazyCommand(
         "dask_cli.commands.worker_keepalive:keepalive", "Switch keep-alive on a running worker."
     ),

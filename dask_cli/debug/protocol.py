@@ -61,6 +61,12 @@ CLOSED = "closed"  # a kept-alive worker that exited: listings drop it
 # The close reason of a kept-alive worker (and its nanny) released by the user.
 RELEASE_REASON = "dask-cli-keepalive-released"
 
+# Tasks paused at breakpoint(): each worker publishes the list of its pauses in the
+# scheduler's metadata under ``[METADATA_KEY, PAUSED_KEY, worker address]``, and logs
+# one scheduler event per pause under ``BREAKPOINT_EVENT``.
+PAUSED_KEY = "paused"
+BREAKPOINT_EVENT = "dask-cli-breakpoint"
+
 Stream = Literal["stdout", "stderr"]
 EvalMode = Literal["auto", "exec"]
 ResultStatus = Literal["ok", "error", "interrupted", "exit"]
@@ -205,6 +211,16 @@ class Ping(Request):
 
 
 @dataclass
+class DebugComplete(Request):
+    """Completions in the frame of the debugger this session attached (``debug(key)``):
+    pdb's current frame, after ``up``/``down``."""
+
+    op = "debug_complete"
+    source: str
+    cursor: int
+
+
+@dataclass
 class Bye(Message):
     """The client leaves; the service closes the session (the worker stays up)."""
 
@@ -306,7 +322,7 @@ class Completion:
 CLIENT_MESSAGES: dict[str, type[Message]] = {
     cls.op: cls
     for cls in (Hello, Eval, Interrupt, InputReply, Complete, Stacks, Logs, Info)
-    + (SetKeepalive, Release, Ping, Bye)
+    + (SetKeepalive, Release, Ping, DebugComplete, Bye)
 }
 SERVICE_MESSAGES: dict[str, type[Message]] = {
     cls.op: cls for cls in (Welcome, Output, InputRequest, Result, Error)

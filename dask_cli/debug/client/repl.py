@@ -45,7 +45,9 @@ INTERRUPT_WAIT = 5.0
 HISTORY_FILE_NAME = "shell-history"
 
 # Helpers the service puts in a worker session's namespace, for the banner.
-WORKER_HELPERS = "worker, data, tasks(), logs(), stacks(), story(key), failed(), pm(key)"
+WORKER_HELPERS = (
+    "worker, data, tasks(), logs(), stacks(), story(key), failed(), pm(key), paused(), debug(key)"
+)
 
 
 class RemoteValue:

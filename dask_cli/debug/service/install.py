@@ -15,7 +15,7 @@ from typing import Any
 from distributed import Nanny, Scheduler, Worker
 from distributed.diagnostics.plugin import NannyPlugin
 
-from dask_cli.debug.service import keepalive, nanny, postmortem
+from dask_cli.debug.service import breakpoints, keepalive, nanny, postmortem
 from dask_cli.debug.service.plugin import ShellNannyPlugin, ShellSchedulerPlugin, ShellWorkerPlugin
 
 logger = logging.getLogger("dask_cli.debug.service")
@@ -40,10 +40,12 @@ async def install(server: Any) -> None:
 
 def install_worker_features(worker: Worker) -> None:
     """Keep-alive, post-mortem (recording while keepalive is on) and the worker's half
-    of the nanny's crash records. Idempotent; follows ``cli.keepalive.*``."""
+    of the nanny's crash records, and breakpoints in tasks. Idempotent; follows
+    ``cli.keepalive.*``."""
     _guarded("keep-alive", keepalive.install, worker)
     _guarded("post-mortem", postmortem.install, worker, lambda: keepalive.enabled(worker))
     _guarded("crash files", nanny.write_crash_files_from_worker)
+    _guarded("breakpoints", breakpoints.install, worker)
 
 
 async def _add_nanny_plugin(server: Nanny, plugin: NannyPlugin) -> None:
