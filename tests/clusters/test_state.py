@@ -82,3 +82,32 @@ def test_a_record_is_complete_or_absent(state_dir):
     (state_dir / "a" / "state.json").write_text('{"version": 99}')
     with pytest.raises(CorruptState, match="unknown state version 99"):
         cluster_state.read("a")
+
+
+def _complete(words: str, cword: int) -> list[str]:
+    from dask_cli.testing import run_dask
+
+    result = run_dask(
+        env={"_DASK_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    )
+    assert result.returncode == 0, result.stderr
+    return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
+
+
+def test_cluster_names_complete_on_tab(state_dir):
+    with registered_cluster("alpha", "tcp://127.0.0.1:1", "X", "test"):
+        with registered_cluster("beta", "tcp://127.0.0.1:1", "X", "test"):
+            assert _complete("dask worker list --cluster ", 4) == ["alpha", "beta"]
+            assert _complete("dask worker shell --cluster a", 4) == ["alpha"]
+            assert _complete("dask cluster stop b", 3) == ["beta"]
+
+
+@pytest.mark.parametrize(
+    "args", [("cluster", "--help"), ("cluster", "start", "--help"), ("cluster", "list", "--help")]
+)
+def test_help_imports_nothing_heavy(args):
+    from dask_cli.testing import probe_imports
+
+    probe = probe_imports(*args)
+    assert probe.exit_code == 0
+    assert probe.heavy_modules == []
