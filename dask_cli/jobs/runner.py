@@ -191,7 +191,9 @@ class WorkerJobs:
         if spec.script_path is not None:
             script = work / spec.script_path
         else:
-            script = job.directory / spec.script_name
+            # A folder of its own: a script named like the output files cannot clash.
+            script = job.directory / "script" / spec.script_name
+            script.parent.mkdir()
             script.write_bytes(spec.script)
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
