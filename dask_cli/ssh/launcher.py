@@ -231,6 +231,10 @@ class SSHCluster:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.startup_timeout
         while True:
+            if self._stop.is_set():
+                # asyncio.wait_for (3.11) can swallow a cancellation that arrives as the
+                # event it waits for is set, as _on_signal does: do not rely on it.
+                raise _Stopped
             for process in self.processes:
                 if process.exited.is_set():
                     raise self._startup_failure(process)
@@ -350,20 +354,16 @@ class SSHCluster:
             self.display.info("remote processes stopped")
 
     async def _wait_exited(self, processes: list[RemoteProcess]) -> None:
-        if not processes:
-            return
-        waits = [asyncio.create_task(p.exited.wait()) for p in processes]
-        force = asyncio.create_task(self._force.wait())
-        try:
-            await asyncio.wait(
-                {asyncio.gather(*waits), force},
-                timeout=STOP_TIMEOUT,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            force.cancel()
-            for wait in waits:
-                wait.cancel()
+        """Until ``processes`` have exited, a second Ctrl-C, or :data:`STOP_TIMEOUT`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_TIMEOUT
+        while not self._force.is_set() and not all(p.exited.is_set() for p in processes):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
 
 
 def launch(

@@ -45,16 +45,35 @@ def _read_line(fd: int = 0) -> str | None:
     return data.decode().strip()
 
 
-def _stop_when_stdin_closes(grace: float) -> None:
-    try:
-        while os.read(0, 65536):
+class _Lifeline(threading.Thread):
+    """Reads stdin for the whole life of the process: the scheduler's address first
+    (with ``--scheduler-from-stdin``), then nothing until end-of-file, which stops us.
+
+    End-of-file before the address means nothing has started: exit at once, even in
+    the middle of importing distributed (seconds on a busy host)."""
+
+    def __init__(self, wants_address: bool, grace: float = GRACE):
+        super().__init__(name="dask-ssh-lifeline", daemon=True)
+        self.wants_address = wants_address
+        self.grace = grace
+        self.address: str | None = None
+        self.has_address = threading.Event()
+
+    def run(self) -> None:
+        if self.wants_address:
+            self.address = _read_line()
+            if self.address is None:
+                os._exit(0)
+            self.has_address.set()
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
             pass
-    except OSError:
-        pass
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(grace)
-    print(f"{MARKER} still running {grace:g}s after SIGTERM: killing", file=sys.stderr)
-    os.killpg(os.getpgrp(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(self.grace)
+        print(f"{MARKER} still running {self.grace:g}s after SIGTERM: killing", file=sys.stderr)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int | None:
@@ -66,16 +85,13 @@ def main(argv: list[str]) -> int | None:
         return 2
     module, *args = argv
     print(f"{MARKER} pid {os.getpid()}", file=sys.stderr, flush=True)
+    lifeline = _Lifeline(wants_address=from_stdin)
+    lifeline.start()
     if from_stdin:
         import distributed  # noqa: F401 - the slow part of a worker's start-up, done early
 
-        address = _read_line()
-        if address is None:  # `dask ssh` stopped before the scheduler was up
-            return 0
-        args = [address if arg == SCHEDULER_PLACEHOLDER else arg for arg in args]
-    threading.Thread(
-        target=_stop_when_stdin_closes, args=(GRACE,), name="dask-ssh-lifeline", daemon=True
-    ).start()
+        lifeline.has_address.wait()
+        args = [lifeline.address if arg == SCHEDULER_PLACEHOLDER else arg for arg in args]
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
     return 0

@@ -148,6 +148,19 @@ def test_ssh_config_alias_and_a_killed_dask_ssh_leaves_no_remote_process(sshd, d
     assert_all_gone([*pids.values(), *worker_pids.values()])
 
 
+@pytest.mark.timeout(90)
+def test_ctrl_c_while_starting_stops_what_was_started(sshd, dask_ssh):
+    """Ctrl-C as soon as the remote processes exist: workers still waiting for the
+    scheduler's address stop too, and the exit status is 0."""
+    proc = dask_ssh("127.0.0.1", *sshd.client_args(), *LOCAL_CLUSTER_ARGS)
+    proc.wait_for(r"worker 127\.0\.0\.1 started, pid \d+", 60)
+    proc.wait_for(r"scheduler 127\.0\.0\.1 started, pid \d+", 60)
+    pids = started_pids(proc.output())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(40) == 0
+    assert_all_gone(pids.values())
+
+
 @pytest.mark.timeout(120)
 def test_name_makes_it_a_named_cluster_until_dask_cluster_stop(sshd, dask_ssh, tmp_path):
     """`--name`: `dask cluster list` shows it, `--cluster NAME` reaches it, a second
