@@ -43,6 +43,9 @@ BUILTIN_COMMANDS: dict[str, LazyCommand] = {
     "config": LazyCommand(
         "dask_cli.commands.config:config", "Get, set, list and find dask config."
     ),
+    "top": LazyCommand(
+        "dask_cli.commands.top:top", "Terminal dashboard of a cluster: workers, tasks, logs."
+    ),
     "docs": LazyCommand("dask_cli.commands.docs:docs", "Open the Dask documentation."),
     "completion": LazyCommand(
         "dask_cli.commands.completion:completion", "Print a shell completion script."
