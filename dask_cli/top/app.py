@@ -214,13 +214,19 @@ class TopApp(App[int]):
             started = time.monotonic()
             server_sort = cells.SERVER_SORT.get(self.sort_column, self.sort_column)
             try:
-                snapshot = await self.poller.fetch(server_sort, self.sort_reverse)
+                outcome: Snapshot | DaskCliError = await self.poller.fetch(
+                    server_sort, self.sort_reverse
+                )
             except DaskCliError as exc:
-                self.show_error(exc)
+                outcome = exc
             except Exception as exc:  # noqa: BLE001 - the dashboard must keep running
-                self.show_error(DaskCliError(f"{type(exc).__name__}: {exc}"))
+                outcome = DaskCliError(f"{type(exc).__name__}: {exc}")
+            if not self.is_running:  # shutting down: the widgets are going away
+                return
+            if isinstance(outcome, DaskCliError):
+                self.show_error(outcome)
             else:
-                self.show(snapshot)
+                self.show(outcome)
             await asyncio.sleep(max(self.interval - (time.monotonic() - started), 0.05))
 
     async def on_unmount(self) -> None:
