@@ -136,7 +136,7 @@ def run_dask(
 
 
 # Start-up must stay fast: these may load only when a command really needs them.
-HEAVY_MODULES = ("distributed", "ptpython", "prompt_toolkit", "asyncssh")
+HEAVY_MODULES = ("distributed", "ptpython", "prompt_toolkit", "asyncssh", "textual")
 
 _IMPORT_PROBE = """
 import json, sys

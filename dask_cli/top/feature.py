@@ -1,7 +1,9 @@
-"""The scheduler side of ``dask top``: answers ``SNAPSHOT_HANDLER``.
+"""The scheduler side of ``dask top``: a service feature answering ``SNAPSHOT_HANDLER``.
 
-Installed into a scheduler with :func:`install` (``--preload dask_cli.top.feature``
-does it on any scheduler). It keeps one small piece of state, the throughput
+Registered with the service core (:mod:`dask_cli.debug.service.features`) by
+:func:`install`, which the ``dask_cli.debug`` preload calls on schedulers (our
+``dask scheduler`` loads it); ``--preload dask_cli.top.feature`` installs it alone.
+It keeps one small piece of state, the throughput
 history (a sample a second of the scheduler's finished-task counter), and builds
 each snapshot from what the scheduler already knows; kept-alive workers come from
 the shell plugin's worker registry, so those that left the cluster stay listed.
@@ -12,17 +14,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from dask_cli.debug.service import features
 from dask_cli.top import protocol, snapshot
 
 logger = logging.getLogger("dask_cli.top")
 
-ATTRIBUTE = "dask_cli_top"
 SHELL_PLUGIN = "dask-cli-shell"  # ShellSchedulerPlugin.name
 SAMPLE_MS = 1000
 
 
-class TopFeature:
+class TopFeature(features.ShellFeature):
     """What one scheduler needs to serve ``dask top``."""
+
+    name = "top"
 
     def __init__(self, scheduler: Any):
         from tornado.ioloop import PeriodicCallback
@@ -31,16 +35,20 @@ class TopFeature:
         self.throughput = snapshot.ThroughputHistory()
         self._sampler = PeriodicCallback(self._sample, SAMPLE_MS)
 
+    def handlers(self) -> dict[str, Any]:
+        return {protocol.SNAPSHOT_HANDLER: self.snapshot}
+
     def start(self) -> None:
-        self.scheduler.handlers[protocol.SNAPSHOT_HANDLER] = self.snapshot
+        """Start sampling the throughput (idempotent)."""
+        if self._sampler.is_running():
+            return
         self.scheduler.periodic_callbacks["dask-cli-top-throughput"] = self._sampler
         self._sample()
         self._sampler.start()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self._sampler.stop()
         self.scheduler.periodic_callbacks.pop("dask-cli-top-throughput", None)
-        self.scheduler.handlers.pop(protocol.SNAPSHOT_HANDLER, None)
 
     def _sample(self) -> None:
         self.throughput.sample(self.scheduler)
@@ -84,11 +92,8 @@ class TopFeature:
 
 def install(scheduler: Any) -> TopFeature:
     """Serve ``dask top`` from ``scheduler`` (idempotent)."""
-    feature = getattr(scheduler, ATTRIBUTE, None)
-    if feature is None:
-        feature = TopFeature(scheduler)
-        feature.start()
-        setattr(scheduler, ATTRIBUTE, feature)
+    feature = features.register(scheduler, TopFeature(scheduler))
+    feature.start()
     return feature
 
 

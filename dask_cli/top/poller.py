@@ -21,8 +21,8 @@ from dask_cli.top.protocol import LogLine, Snapshot
 LOG_TAIL = 200  # log lines the poller keeps across refreshes
 
 NO_FEATURE_HINT = (
-    "Start the scheduler with `dask scheduler`, or add `--preload dask_cli.top.feature` "
-    "to yours (dask-cli must be installed where the scheduler runs)."
+    "Start the scheduler with `dask scheduler`, or add `--preload dask_cli.debug` to "
+    "yours (dask-cli must be installed where the scheduler runs)."
 )
 
 

@@ -56,7 +56,6 @@ class WorkerRow:
     loop_interval: float | None = None  # observed event-loop tick interval, seconds
     last_seen: float | None = None  # seconds since its last heartbeat
     kept_alive_reason: str | None = None
-    keepalive: bool | None = None  # keep-alive armed (None: not known)
 
 
 WORKER_COLUMNS = tuple(f.name for f in fields(WorkerRow))

@@ -81,7 +81,6 @@ def worker_row(ws: Any, record: Mapping[str, Any] | None, now: float) -> list[An
         metrics.get("event_loop_interval"),
         max(now - ws.last_seen, 0.0),
         record.get("kept_alive_reason"),
-        record.get("keepalive"),
     ]
 
 
@@ -104,7 +103,6 @@ def departed_row(address: str, record: Mapping[str, Any]) -> list[Any]:
         None,
         None,
         record.get("kept_alive_reason"),
-        record.get("keepalive"),
     ]
 
 

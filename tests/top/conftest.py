@@ -7,15 +7,11 @@ still listed by the shell plugin's registry).
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from dask_cli.testing import DaskProcess, ProcessCluster, process_cluster
 
 KEPT_LINE = r"is kept alive for post-mortem"
-# Until the service core installs features itself, the scheduler loads ours.
-SCHEDULER_ARGS = ("--preload", "dask_cli.top.feature")
 
 
 def start_kept_alive(cluster: ProcessCluster, name: str) -> DaskProcess:
@@ -30,21 +26,9 @@ def kept_alive_worker():
     return start_kept_alive
 
 
-@pytest.fixture
-def top_process_cluster():
-    """``process_cluster`` with the dashboard's feature on the scheduler."""
-
-    @contextlib.contextmanager
-    def start(directory, workers):
-        with process_cluster(directory, workers=workers, scheduler_args=SCHEDULER_ARGS) as c:
-            yield c
-
-    return start
-
-
 @pytest.fixture(scope="package")
 def top_cluster(tmp_path_factory):
     directory = tmp_path_factory.mktemp("top-cluster")
-    with process_cluster(directory, workers=("w1", "w2"), scheduler_args=SCHEDULER_ARGS) as cluster:
+    with process_cluster(directory, workers=("w1", "w2")) as cluster:
         start_kept_alive(cluster, "kept")
         yield cluster

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from dask_cli.debug.client.connection import ShellConnection
 from dask_cli.debug.client.resolve import resolve_worker
 from dask_cli.debug.client.settings import ClientSettings
+from dask_cli.testing import process_cluster
 from dask_cli.top.app import ConfirmScreen, TextScreen, TopApp
 
 pytestmark = pytest.mark.timeout(180)
@@ -158,8 +159,8 @@ async def test_release_key_makes_a_kept_alive_worker_exit(top_cluster, kept_aliv
         await wait_until(pilot, lambda: "doomed" not in names(app), "doomed to leave the list")
 
 
-async def test_survives_the_scheduler_killed_and_restarted(tmp_path, top_process_cluster):
-    with top_process_cluster(tmp_path, ("r1",)) as cluster:
+async def test_survives_the_scheduler_killed_and_restarted(tmp_path):
+    with process_cluster(tmp_path, workers=("r1",)) as cluster:
         app = TopApp(ClientSettings(scheduler_file=cluster.scheduler_file, timeout=3))
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_until(pilot, lambda: "r1" in names(app), "r1")

@@ -6,10 +6,12 @@ import asyncio
 import json
 import logging
 
+import dask
 import pytest
 from distributed import Client, Scheduler, Worker
 
 from dask_cli.debug.client.settings import ClientSettings
+from dask_cli.debug.service import features
 from dask_cli.errors import ConnectionFailed
 from dask_cli.top import feature, protocol
 from dask_cli.top.poller import NoSnapshotFeature, SnapshotPoller, fetch_once
@@ -17,6 +19,10 @@ from dask_cli.top.poller import NoSnapshotFeature, SnapshotPoller, fetch_once
 pytestmark = pytest.mark.timeout(60)
 
 HOST = {"host": "127.0.0.1", "dashboard": False}
+
+
+def top_of(scheduler):
+    return features.get(scheduler, "top")
 
 
 async def wait_for(predicate, timeout=15):
@@ -28,7 +34,7 @@ async def wait_for(predicate, timeout=15):
 
 
 async def test_snapshot_of_a_working_cluster():
-    async with Scheduler(**HOST, preload=["dask_cli.debug", "dask_cli.top.feature"]) as s:
+    async with Scheduler(**HOST, preload=["dask_cli.debug"]) as s:  # installs the feature
         async with (
             Worker(s.address, host="127.0.0.1", nthreads=2, name="alpha") as a,
             Worker(s.address, host="127.0.0.1", nthreads=1, name="beta"),
@@ -38,7 +44,7 @@ async def test_snapshot_of_a_working_cluster():
             await client.gather(held)
             bad = client.submit(lambda: 1 / 0, key="boom-1")
             await wait_for(lambda: bad.status == "error")
-            top = s.dask_cli_top
+            top = top_of(s)
             await wait_for(lambda: sum(top.throughput.per_second()) > 0)  # sampled once a second
             await wait_for(
                 lambda: all(ws.metrics.get("task_counts") is not None for ws in s.workers.values())
@@ -71,13 +77,13 @@ async def test_worker_table_is_capped_in_the_requested_order():
         workers = [Worker(s.address, host="127.0.0.1", nthreads=1, name=f"w{i}") for i in range(4)]
         await asyncio.gather(*workers)
         try:
-            answer = s.dask_cli_top.snapshot(limit=2, sort="name", reverse=True)
+            answer = top_of(s).snapshot(limit=2, sort="name", reverse=True)
             snap = protocol.decode(answer)
             assert [w.name for w in snap.workers] == ["w3", "w2"]
             assert snap.workers_total == 4
             # The hard cap holds whatever the client asks.
-            assert len(protocol.decode(s.dask_cli_top.snapshot(limit=10**9)).workers) == 4
-            assert feature.install(s) is s.dask_cli_top  # installing again changes nothing
+            assert len(protocol.decode(top_of(s).snapshot(limit=10**9)).workers) == 4
+            assert feature.install(s) is top_of(s)  # installing again changes nothing
         finally:
             await asyncio.gather(*(w.close() for w in workers))
 
@@ -87,10 +93,10 @@ async def test_log_tail_is_sent_once():
         poller = SnapshotPoller(ClientSettings(scheduler=s.address))
         try:
             first = await poller.fetch()
-            assert len(first.logs) == len(s.dask_cli_top.snapshot(log_since=0)["logs"]) > 0
+            assert len(first.logs) == len(top_of(s).snapshot(log_since=0)["logs"]) > 0
             # The next answer carries only what was logged since.
             since = first.logs[-1].time
-            assert s.dask_cli_top.snapshot(log_since=since)["logs"] == []
+            assert top_of(s).snapshot(log_since=since)["logs"] == []
             logging.getLogger("distributed.scheduler").warning("a line for dask top")
             second = await poller.fetch()
             assert second.logs[-1].message == "a line for dask top"
@@ -101,37 +107,39 @@ async def test_log_tail_is_sent_once():
 
 
 async def test_kept_alive_worker_stays_listed_after_leaving():
-    async with Scheduler(**HOST, preload=["dask_cli.debug", "dask_cli.top.feature"]) as s:
-        async with Worker(
-            s.address, host="127.0.0.1", nthreads=1, name="kept", preload=["dask_cli.debug"]
-        ) as w:
-            from dask_cli.debug.service import keepalive
-
-            keepalive.set_enabled(w, True)
-            address = w.address
-            await wait_for(lambda: s.get_metadata(keys=["dask-cli", "workers"], default={}))
-            # The scheduler drops it (as on a missed heartbeat); the worker stays up.
-            await s.remove_worker(address, stimulus_id="test-remove", close=False)
-            await wait_for(lambda: address not in s.workers)
-            await wait_for(
-                lambda: any(
-                    w.status == "kept-alive"
-                    for w in protocol.decode(s.dask_cli_top.snapshot()).workers
-                )
+    keep = dask.config.set({"cli.keepalive.enabled": True})  # read when the worker starts
+    async with Scheduler(**HOST, preload=["dask_cli.debug"]) as s:
+        # Its lifetime ends: it leaves the scheduler, kept alive.
+        with keep:
+            worker = Worker(
+                s.address,
+                host="127.0.0.1",
+                nthreads=1,
+                name="kept",
+                preload=["dask_cli.debug"],
+                lifetime="1s",
             )
-            snap = protocol.decode(s.dask_cli_top.snapshot())
-            (row,) = snap.workers
-            assert (row.name, row.address, row.status) == ("kept", address, "kept-alive")
-            assert row.kept_alive_reason
-            assert row.memory is None and row.cpu is None  # no heartbeats any more
-            assert snap.totals.workers == 0
+            async with worker as w:
+                address = w.address
+                await wait_for(lambda: address not in s.workers)
+
+                def rows():
+                    return protocol.decode(top_of(s).snapshot()).workers
+
+                await wait_for(lambda: [r.status for r in rows()] == ["kept-alive"])
+                snap = protocol.decode(top_of(s).snapshot())
+                (row,) = snap.workers
+                assert (row.name, row.address, row.status) == ("kept", address, "kept-alive")
+                assert "--lifetime" in row.kept_alive_reason
+                assert row.memory is None and row.cpu is None  # no heartbeats any more
+                assert snap.totals.workers == 0
 
 
 async def test_scheduler_without_the_feature_says_so():
     async with Scheduler(**HOST) as s:
         with pytest.raises(NoSnapshotFeature, match="does not serve dask top") as info:
             await fetch_once(ClientSettings(scheduler=s.address))
-        assert "--preload dask_cli.top.feature" in info.value.hint
+        assert "--preload dask_cli.debug" in info.value.hint
 
 
 async def test_scheduler_gone_then_found_again_through_its_file(tmp_path):

@@ -17,6 +17,7 @@ from distributed.diagnostics.plugin import NannyPlugin
 
 from dask_cli.debug.service import breakpoints, keepalive, nanny, postmortem
 from dask_cli.debug.service.plugin import ShellNannyPlugin, ShellSchedulerPlugin, ShellWorkerPlugin
+from dask_cli.top import feature as top
 
 logger = logging.getLogger("dask_cli.debug.service")
 
@@ -32,6 +33,7 @@ async def install(server: Any) -> None:
             await _add_nanny_plugin(server, nanny.NannyKeepalive())
         elif isinstance(server, Scheduler):
             server.add_plugin(ShellSchedulerPlugin(), idempotent=True)
+            install_scheduler_features(server)
         else:
             logger.warning("dask_cli.debug: nothing to install in a %s", type(server).__name__)
     except Exception:
@@ -46,6 +48,11 @@ def install_worker_features(worker: Worker) -> None:
     _guarded("post-mortem", postmortem.install, worker, lambda: keepalive.enabled(worker))
     _guarded("crash files", nanny.write_crash_files_from_worker)
     _guarded("breakpoints", breakpoints.install, worker)
+
+
+def install_scheduler_features(scheduler: Scheduler) -> None:
+    """The snapshot ``dask top`` asks for once a second."""
+    _guarded("dask top", top.install, scheduler)
 
 
 async def _add_nanny_plugin(server: Nanny, plugin: NannyPlugin) -> None:

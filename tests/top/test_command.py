@@ -1,0 +1,129 @@
+"""``dask top`` as a user runs it: ``--once [--json]``, errors, and the dashboard in a
+real terminal (tmux), with a shell opened from it and ``q`` to quit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from dask_cli.testing import dask_command, probe_imports, run_dask
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_help_imports_nothing_heavy():
+    probe = probe_imports("top", "--help")
+    assert "--once" in probe.output
+    assert probe.heavy_modules == []
+    assert "top" in probe_imports("--help").output
+
+
+def test_once_json_against_a_real_cluster(top_cluster):
+    done = run_dask("top", "--once", "--json", "--scheduler-file", top_cluster.scheduler_file)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    workers = {w["name"]: w for w in data["workers"]}
+    assert set(workers) == {"w1", "w2", "kept"}
+    assert workers["w1"]["status"] == "running" and workers["w1"]["memory"] > 0
+    assert workers["kept"]["status"] == "kept-alive"
+    assert "--lifetime" in workers["kept"]["kept_alive_reason"]
+    assert data["address"] == top_cluster.scheduler_address
+    assert data["totals"]["workers"] == 2 and data["workers_total"] == 3
+    assert any("Register worker" in line["message"] for line in data["logs"])
+
+
+def test_once_prints_tables(top_cluster):
+    done = run_dask(
+        "top", "--once", "--scheduler", top_cluster.scheduler_address, env={"COLUMNS": "160"}
+    )
+    assert done.returncode == 0, done.stderr
+    for text in ("w1", "w2", "kept-alive", "3 workers", "scheduler log"):
+        assert text in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--json"], 2, "--json goes with --once"),
+        (["--once"], 1, "No scheduler address given"),
+        (["--once", "--scheduler", "tcp://127.0.0.1:9", "--timeout", "1"], 1, "127.0.0.1:9"),
+        (["--scheduler", "tcp://127.0.0.1:9"], 1, "dask top needs a terminal"),
+    ],
+    ids=["json-without-once", "no-address", "unreachable", "no-terminal"],
+)
+def test_bad_use_is_one_line_and_an_exit_code(args, code, message):
+    done = run_dask("top", *args, env={"DASK_SCHEDULER_ADDRESS": ""})
+    assert done.returncode == code
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+class Tmux:
+    """A tmux server of our own (its own socket) running one command in an 80x24 window."""
+
+    def __init__(self, command: str):
+        assert shutil.which("tmux"), "tmux is needed (./dev installs it)"
+        self.socket = f"dask-cli-top-{os.getpid()}-{time.monotonic_ns()}"
+        self.run("new-session", "-d", "-s", "top", "-x", "80", "-y", "24", command)
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30
+        )
+        return done.stdout
+
+    def screen(self, escapes: bool = False) -> str:
+        return self.run("capture-pane", "-p", "-t", "top", *(["-e"] if escapes else []))
+
+    def wait_for(self, pattern: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if re.search(pattern, screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not on screen:\n{screen}")
+            time.sleep(0.2)
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "top", *keys)
+
+    def close(self) -> None:
+        self.run("kill-server")
+
+
+def test_dashboard_in_a_real_terminal(top_cluster, tmp_path):
+    exit_file = tmp_path / "exit-status"
+    argv = dask_command("top", "--scheduler-file", top_cluster.scheduler_file)
+    command = f"NO_COLOR=1 {shlex.join(argv)}; echo $? > {exit_file}"
+    tmux = Tmux(command)
+    try:
+        screen = tmux.wait_for(r"w1 .*running")
+        assert re.search(r"w2 .*running", screen) and re.search(r"kept .*kept-alive", screen)
+        assert "q Quit" in screen
+        # NO_COLOR: nothing but greys (256-colour ramp 232-255), bold and reverse.
+        colours = re.findall(r"\x1b\[[34]8;5;(\d+)m", tmux.screen(escapes=True))
+        assert colours and all(232 <= int(c) <= 255 for c in colours), colours
+
+        assert "name ▲" in screen  # by name: kept, w1, w2; the cursor on the first row
+        tmux.keys("Down", "s")  # a shell on w1 in this terminal
+        tmux.wait_for(r"dask-cli shell: worker 'w1'")
+        tmux.keys("print(worker.name * 3)", "Enter")
+        tmux.wait_for(r"w1w1w1")
+        tmux.keys("exit()", "Enter")
+        tmux.wait_for(r"proc/ready")  # the dashboard is back
+        tmux.keys("q")
+        deadline = time.monotonic() + 30
+        while not exit_file.exists() or not exit_file.read_text().strip():
+            assert time.monotonic() < deadline, f"dask top did not exit:\n{tmux.screen()}"
+            time.sleep(0.1)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        tmux.close()
