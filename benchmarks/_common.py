@@ -61,10 +61,18 @@ class InProcessHost:
     """``python -m benchmarks._host``: a scheduler and ``workers`` in-process workers in
     one subprocess, for benchmarks that need tens or hundreds of workers."""
 
-    def __init__(self, workers: int, shell: bool = True, timeout: float = 120):
+    def __init__(
+        self,
+        workers: int,
+        shell: bool = True,
+        timeout: float = 120,
+        scheduler: str | None = None,
+    ):
         argv = [sys.executable, "-m", "benchmarks._host", "--workers", str(workers)]
         if not shell:
             argv.append("--no-shell")
+        if scheduler is not None:
+            argv += ["--scheduler", scheduler]  # workers only, joining that scheduler
         root = Path(__file__).resolve().parent.parent
         self.proc = subprocess.Popen(
             argv,

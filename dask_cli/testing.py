@@ -211,12 +211,16 @@ class ProcessCluster:
         )
         self.scheduler.wait_for(r"Scheduler at:\s+\S+", timeout)
         deadline = time.monotonic() + timeout
-        while not os.path.exists(self.scheduler_file):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no scheduler file:\n{self.scheduler.output()}")
-            time.sleep(0.05)
-        self.scheduler_address = json.loads(Path(self.scheduler_file).read_text())["address"]
-        return self.scheduler_address
+        while True:  # the file may exist before its JSON is complete
+            try:
+                self.scheduler_address = json.loads(Path(self.scheduler_file).read_text())[
+                    "address"
+                ]
+                return self.scheduler_address
+            except (FileNotFoundError, ValueError, KeyError):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no scheduler file:\n{self.scheduler.output()}") from None
+                time.sleep(0.05)
 
     def start_worker(
         self, name: str, *extra: str, wait: bool = True, timeout: float = 60

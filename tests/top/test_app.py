@@ -159,6 +159,7 @@ async def test_release_key_makes_a_kept_alive_worker_exit(top_cluster, kept_aliv
         await wait_until(pilot, lambda: "doomed" not in names(app), "doomed to leave the list")
 
 
+@pytest.mark.timeout(300)
 async def test_survives_the_scheduler_killed_and_restarted(tmp_path):
     with process_cluster(tmp_path, workers=("r1",)) as cluster:
         app = TopApp(ClientSettings(scheduler_file=cluster.scheduler_file, timeout=3))
