@@ -76,6 +76,7 @@ def settings_argv(settings: Any) -> list[str]:
     return argv
 
 
-def shell_argv(settings: Any, target: str) -> list[str]:
-    """``dask worker shell TARGET`` with the dashboard's connection options."""
-    return [sys.executable, "-m", "dask_cli", "worker", "shell", target, *settings_argv(settings)]
+def worker_command(settings: Any, command: str, target: str) -> list[str]:
+    """``dask worker COMMAND TARGET`` (``shell NAME``, ``debug KEY``) with the dashboard's
+    connection options."""
+    return [sys.executable, "-m", "dask_cli", "worker", command, target, *settings_argv(settings)]

@@ -66,6 +66,7 @@ HELP = """\
   [b]l[/b]            its recent log lines
   [b]k[/b]            switch keep-alive on/off
   [b]r[/b]            release it (a kept-alive worker exits)
+  [b]d[/b]            attach `dask worker debug` to the paused task selected in tab 3
   [b]o[/b] / [b]I[/b]        sort by the next column / invert (or click a header)
   [b]M P N T[/b]      sort by memory, CPU, name, tasks
   [b]1 2 3 4[/b]      task progress, erred tasks, paused tasks, scheduler log
@@ -148,7 +149,8 @@ class TopApp(App[int]):
         Binding("l", "logs", "Logs"),
         Binding("k", "keepalive", "Keep-alive"),
         Binding("r", "release", "Release"),
-        Binding("o", "next_sort", "Sort"),
+        Binding("d", "debug", "Debug"),
+        Binding("o", "next_sort", "Sort", show=False),
         Binding("I", "invert_sort", "Invert", show=False),
         Binding("M", "sort('memory')", "Sort by memory", show=False),
         Binding("P", "sort('cpu')", "Sort by CPU", show=False),
@@ -200,7 +202,9 @@ class TopApp(App[int]):
     def on_mount(self) -> None:
         self.query_one("#prefixes", DataTable).add_columns("prefix", "progress", "done/total")
         self.query_one("#erred-tasks", DataTable).add_columns("time", "key", "exception")
-        self.query_one("#paused-tasks", DataTable).add_columns("key", "worker", "where")
+        self.query_one("#paused-tasks", DataTable).add_columns(
+            "key", "worker", "where", "since", "attached"
+        )
         self._label_sorted_column()
         self.query_one("#workers", DataTable).focus()
         self.poll()
@@ -298,12 +302,18 @@ class TopApp(App[int]):
         )
         paused = self.query_one("#paused-tasks", DataTable)
         _refill(
-            paused, [(p.id or p.key, (p.key, p.worker, p.where)) for p in snapshot.paused or ()]
+            paused,
+            [
+                (
+                    f"{p.address} {p.key}",
+                    (p.key, p.worker, p.where, _since(p.since, snapshot.time), p.attached or ""),
+                )
+                for p in snapshot.paused
+            ],
         )
         tabs = self.query_one("#lower", TabbedContent)
         tabs.get_tab("erred").label = f"Erred ({len(snapshot.erred)})"
-        paused_label = "Paused" if snapshot.paused is None else f"Paused ({len(snapshot.paused)})"
-        tabs.get_tab("paused").label = paused_label
+        tabs.get_tab("paused").label = f"Paused ({len(snapshot.paused)})"
         log = self.query_one("#scheduler-log", Log)
         new = [line for line in snapshot.logs if line.time > self._log_shown]
         if new:
@@ -371,19 +381,37 @@ class TopApp(App[int]):
         worker = self.selected_worker()
         if worker is None:
             return
-        argv = actions.shell_argv(self.settings, worker.address)
+        self._hand_over(
+            actions.worker_command(self.settings, "shell", worker.address),
+            f"dask worker shell {worker.name}",
+            "exit() to return",
+        )
+
+    def action_debug(self) -> None:
+        """Hand the terminal to ``dask worker debug KEY`` on the selected paused task."""
+        table = self.query_one("#paused-tasks", DataTable)
+        if self.snapshot is None or not self.snapshot.paused or table.row_count == 0:
+            self.notify("No task is paused at breakpoint()", severity="warning")
+            return
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        pause = next(p for p in self.snapshot.paused if f"{p.address} {p.key}" == row_key)
+        self._hand_over(
+            actions.worker_command(self.settings, "debug", pause.key),
+            f"dask worker debug {pause.key}",
+            "continue to resume the task and return",
+        )
+
+    def _hand_over(self, argv: list[str], command: str, how_back: str) -> None:
+        """Run ``argv`` in this terminal, the dashboard suspended until it ends."""
         env = dict(os.environ)
         if self.no_color:
             env["NO_COLOR"] = "1"  # Textual removed it from our environment
         try:
             with self.suspend():
-                print(f"dask worker shell {worker.name} ({worker.address}); exit() to return")
+                print(f"{command}; {how_back}")
                 subprocess.run(argv, env=env, check=False)
         except SuspendNotSupported:
-            self.notify(
-                f"This terminal cannot be handed over; run: dask worker shell {worker.name}",
-                severity="warning",
-            )
+            self.notify(f"This terminal cannot be handed over; run: {command}", severity="warning")
 
     def action_stack(self) -> None:
         worker = self.selected_worker()
@@ -468,6 +496,10 @@ def summary_line(snapshot: Snapshot) -> str:
     parts.append(f"mem {memory}" + (f", {cells.size(t.spilled)} spilled" if t.spilled else ""))
     parts.append(report.clock(snapshot.time))
     return " · ".join(parts)
+
+
+def _since(when: float | None, now: float) -> str:
+    return cells.duration(max(now - when, 0.0)) if when else cells.MISSING
 
 
 def _worker_cells(worker: WorkerRow) -> tuple[Any, ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from dask_cli.debug import protocol as debug_protocol
 from dask_cli.debug.service import features
 from dask_cli.top import protocol, snapshot
 
@@ -67,6 +68,14 @@ class TopFeature(features.ShellFeature):
             (live if address in workers else departed)[address] = record
         return live, departed
 
+    def _pauses(self) -> dict[str, Any]:
+        """Worker address → its tasks paused at ``breakpoint()`` (published by the
+        breakpoint feature in the scheduler's metadata)."""
+        found = self.scheduler.get_metadata(
+            keys=[debug_protocol.METADATA_KEY, debug_protocol.PAUSED_KEY], default={}
+        )
+        return found if isinstance(found, dict) else {}
+
     def snapshot(
         self,
         limit: int = protocol.DEFAULT_WORKERS,
@@ -82,7 +91,7 @@ class TopFeature(features.ShellFeature):
             live,
             departed,
             self.throughput,
-            paused=None,
+            pauses=self._pauses(),
             limit=limit,
             sort=sort,
             reverse=bool(reverse),

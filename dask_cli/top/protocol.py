@@ -92,14 +92,16 @@ class ErredTask:
 
 @dataclass
 class PausedTask:
-    """A task stopped at ``breakpoint()`` (reported by the breakpoint feature)."""
+    """A task stopped at ``breakpoint()``, as the breakpoint feature publishes it;
+    ``dask worker debug KEY`` attaches to it."""
 
     key: str
     worker: str  # the worker's name
     address: str  # the worker's address
     where: str = ""  # file:line
-    since: float | None = None
-    id: str = ""  # what `dask worker debug` attaches to
+    function: str = ""
+    since: float | None = None  # time.time()
+    attached: str | None = None  # who debugs it now
 
 
 @dataclass
@@ -138,7 +140,7 @@ class Snapshot:
     workers_total: int  # rows the scheduler has; more than len(workers) when capped
     prefixes: list[PrefixProgress]
     erred: list[ErredTask]
-    paused: list[PausedTask] | None  # None: the scheduler has no breakpoint feature
+    paused: list[PausedTask]
     logs: list[LogLine]
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def encode(
     workers_total: int,
     prefixes: Sequence[Sequence[Any]],
     erred: Sequence[Sequence[Any]],
-    paused: Sequence[Mapping[str, Any]] | None,
+    paused: Sequence[Mapping[str, Any]],
     logs: Sequence[Sequence[Any]],
 ) -> dict[str, Any]:
     """The answer to one snapshot request. ``worker_rows`` are value lists in
@@ -183,7 +185,7 @@ def encode(
         "workers_total": workers_total,
         "prefixes": [list(p) for p in prefixes],
         "erred": [list(e) for e in erred],
-        "paused": None if paused is None else [dict(p) for p in paused],
+        "paused": [dict(p) for p in paused],
         "logs": [list(line) for line in logs],
     }
 
@@ -207,7 +209,6 @@ def decode(msg: Any) -> Snapshot:
         )
         totals.tasks = dict(totals.tasks)
         totals.throughput = list(totals.throughput)
-        paused = msg.get("paused")
         return Snapshot(
             address=str(msg["address"]),
             time=float(msg["time"]),
@@ -219,7 +220,7 @@ def decode(msg: Any) -> Snapshot:
                 ErredTask(str(k), float(t), list(w), str(x))
                 for k, t, w, x in (list(e) for e in msg["erred"])
             ],
-            paused=None if paused is None else _rows(paused, PausedTask),
+            paused=_rows(msg.get("paused") or (), PausedTask),
             logs=_rows(msg["logs"], LogLine),
         )
     except (KeyError, TypeError, ValueError) as exc:

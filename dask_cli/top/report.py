@@ -70,7 +70,7 @@ def erred_rows(snapshot: Snapshot) -> list[tuple[Any, ...]]:
 
 
 def paused_rows(snapshot: Snapshot) -> list[tuple[Any, ...]]:
-    return [(p.key, p.worker, p.where, p.id) for p in snapshot.paused or ()]
+    return [(p.key, p.worker, p.where, p.function, p.attached) for p in snapshot.paused]
 
 
 def log_rows(snapshot: Snapshot) -> list[tuple[Any, ...]]:
@@ -96,7 +96,11 @@ def print_snapshot(snapshot: Snapshot) -> None:
         (("worker", "kept alive because"), kept_alive_rows(snapshot), "kept-alive workers"),
         (("prefix", "progress", "done/total"), prefix_rows(snapshot), "task progress"),
         (("time", "key", "worker", "exception"), erred_rows(snapshot), "erred tasks"),
-        (("key", "worker", "where", "id"), paused_rows(snapshot), "paused at a breakpoint"),
+        (
+            ("key", "worker", "where", "function", "attached"),
+            paused_rows(snapshot),
+            "paused at breakpoint() (dask worker debug KEY)",
+        ),
         (("time", "level", "logger", "message"), log_rows(snapshot), "scheduler log"),
     ]
     for columns, rows, section_title in sections:

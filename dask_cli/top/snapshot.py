@@ -167,6 +167,31 @@ def erred_rows(erred_tasks: Iterable[Any]) -> list[list[Any]]:
     return out
 
 
+def paused_rows(pauses: Mapping[str, Any], names: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``PausedTask`` values, oldest first, from what the breakpoint feature publishes
+    (worker address → list of pauses); a worker that left took its pauses with it."""
+    out = []
+    for address, found in pauses.items():
+        if address not in names or not isinstance(found, (list, tuple)):
+            continue
+        for pause in found:
+            if not isinstance(pause, Mapping):
+                continue
+            out.append(
+                {
+                    "key": _text(pause.get("key")),
+                    "worker": names[address],
+                    "address": address,
+                    "where": f"{pause.get('file', '?')}:{pause.get('line', 0)}",
+                    "function": _text(pause.get("function", "")),
+                    "since": pause.get("since"),
+                    "attached": pause.get("attached"),
+                }
+            )
+    out.sort(key=lambda p: p["since"] or 0)
+    return out[: protocol.MAX_PAUSED]
+
+
 def log_rows(scheduler: Any, since: float) -> list[list[Any]]:
     """Scheduler log records newer than ``since`` (at most ``MAX_LOG_LINES``, oldest
     first), from the deque distributed keeps for ``get_logs``."""
@@ -192,7 +217,7 @@ def build(
     records: Mapping[str, Mapping[str, Any]],
     departed: Mapping[str, Mapping[str, Any]],
     throughput: ThroughputHistory,
-    paused: list[dict[str, Any]] | None = None,
+    pauses: Mapping[str, Any] | None = None,
     limit: int = protocol.DEFAULT_WORKERS,
     sort: str | None = None,
     reverse: bool = False,
@@ -202,7 +227,8 @@ def build(
 
     ``records``: address → the record each worker published (shell address,
     kept-alive state); ``departed``: address → record of kept-alive workers that
-    left the cluster (the shell plugin's registry).
+    left the cluster (the shell plugin's registry); ``pauses``: worker address → the
+    tasks paused at ``breakpoint()`` there (the breakpoint feature's metadata).
     """
     from distributed.metrics import time as scheduler_time
 
@@ -231,6 +257,8 @@ def build(
         workers_total=len(rows),
         prefixes=prefixes,
         erred=erred_rows(scheduler.erred_tasks),
-        paused=None if paused is None else paused[: protocol.MAX_PAUSED],
+        paused=paused_rows(
+            pauses or {}, {address: str(ws.name) for address, ws in scheduler.workers.items()}
+        ),
         logs=log_rows(scheduler, float(log_since or 0.0)),
     )

@@ -69,7 +69,7 @@ async def test_snapshot_of_a_working_cluster():
             assert [e.key for e in snap.erred] == ["boom-1"]
             assert "ZeroDivisionError" in snap.erred[0].exception
             assert any("Register worker" in line.message for line in snap.logs)
-            assert snap.paused is None  # no breakpoint feature on this scheduler
+            assert snap.paused == []
 
 
 async def test_worker_table_is_capped_in_the_requested_order():
@@ -163,3 +163,28 @@ def test_malformed_answers_are_refused():
     for answer in (None, {"op": "error"}, {"version": 1}, {"version": 99}):
         with pytest.raises(protocol.SnapshotError):
             protocol.decode(answer)
+
+
+async def test_tasks_paused_at_breakpoint_are_listed():
+    def stops_here():
+        breakpoint()  # noqa: T100 - the point of the test
+        return 1
+
+    async with Scheduler(**HOST, preload=["dask_cli.debug"]) as s:
+        async with (
+            Worker(s.address, host="127.0.0.1", nthreads=1, name="dbg", preload=["dask_cli.debug"]),
+            Client(s.address, asynchronous=True) as client,
+        ):
+            future = client.submit(stops_here, key="stops-here-1")
+            await wait_for(lambda: protocol.decode(top_of(s).snapshot()).paused, timeout=30)
+            (pause,) = protocol.decode(top_of(s).snapshot()).paused
+            assert (pause.key, pause.worker, pause.function) == (
+                "stops-here-1",
+                "dbg",
+                "stops_here",
+            )
+            assert pause.where.endswith(
+                f"test_snapshot.py:{stops_here.__code__.co_firstlineno + 1}"
+            )
+            assert pause.since and pause.attached is None
+            del future
