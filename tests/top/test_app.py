@@ -24,10 +24,10 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def settings_for(cluster) -> ClientSettings:
-    return ClientSettings(scheduler_file=cluster.scheduler_file, timeout=5)
+    return ClientSettings(scheduler_file=cluster.scheduler_file, timeout=30)  # a busy CI box
 
 
-async def wait_until(pilot, predicate, what: str, timeout: float = 45) -> None:
+async def wait_until(pilot, predicate, what: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
