@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -238,7 +239,7 @@ class ScriptedPrompt:
         self.stdout = stdout
 
     async def __call__(self, prompt: str) -> str | None:
-        line = await asyncio.get_running_loop().run_in_executor(None, self.stdin.readline)
+        line = await _read_line(self.stdin)
         if not line:
             self.stdout.write(f"{prompt}\n(end of input: the task resumes)\n")
             self.stdout.flush()
@@ -246,6 +247,30 @@ class ScriptedPrompt:
         self.stdout.write(prompt + line if line.endswith("\n") else f"{prompt}{line}\n")
         self.stdout.flush()
         return line.rstrip("\n")
+
+
+async def _read_line(stdin: TextIO) -> str:
+    """``stdin.readline()`` on a daemon thread: a read still blocked when the session
+    ends (Ctrl-C, the task finished) must not keep this process from exiting, as a
+    thread of the default executor would."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def read() -> None:
+        try:
+            line = stdin.readline()
+        except (OSError, ValueError):
+            line = ""
+
+        def deliver() -> None:
+            if not future.done():
+                future.set_result(line)
+
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            loop.call_soon_threadsafe(deliver)
+
+    threading.Thread(target=read, name="dask-cli-debug-stdin", daemon=True).start()
+    return await future
 
 
 class TerminalPrompt:

@@ -5,9 +5,9 @@ runs as a task does not read the worker's stdin (which nobody sees); it register
 *pause* and blocks that task's thread only:
 
 - the pause (key, worker, file:line, since) is listed by ``paused()`` in the shell and
-  published in the scheduler's metadata (``[METADATA_KEY, "paused", worker address]``)
-  for ``dask worker debug``; one worker log line and one scheduler event
-  (``EVENT_TOPIC``) give the exact command to attach;
+  published in the scheduler's metadata (``[METADATA_KEY, PAUSED_KEY, worker address]``
+  of :mod:`~dask_cli.debug.protocol`) for ``dask worker debug``; one worker log line
+  and one scheduler event (``BREAKPOINT_EVENT``) give the exact command to attach;
 - the thread leaves the worker's thread pool (as ``distributed.secede()`` does), so the
   worker runs its other tasks at full width, keeps heartbeating, and the scheduler
   sees the task as still running (long-running), never lost;
@@ -64,7 +64,6 @@ WAIT_SLICE = 0.2
 
 _install_lock = threading.Lock()
 _previous_hook: Callable[..., Any] | None = None
-_previous_set_trace: Callable[..., Any] | None = None
 
 
 class NotPaused(DaskCliError):
@@ -413,7 +412,8 @@ def breakpointhook(*args: Any, **kwargs: Any) -> Any:
 
 
 def set_trace(*, header: str | None = None) -> None:
-    """``pdb.set_trace``: in a task, pause like ``breakpoint()``."""
+    """``pdb.set_trace``: in a task, pause like ``breakpoint()``; elsewhere pdb's own
+    (re-implemented: calling pdb's would start debugging in this function's frame)."""
     found = _current_task()
     if found is None:
         debugger = pdb.Pdb()
@@ -506,16 +506,14 @@ def install(worker: Worker) -> Breakpoints:
 
     The hooks are process-wide and stay: they hand anything that is not a task of a
     worker with this feature to the hook that was there before."""
-    global _previous_hook, _previous_set_trace
+    global _previous_hook
 
     found = features.register(worker, Breakpoints(worker))
     with _install_lock:
         if sys.breakpointhook is not breakpointhook:
             _previous_hook = sys.breakpointhook
             sys.breakpointhook = breakpointhook
-        if pdb.set_trace is not set_trace:
-            _previous_set_trace = pdb.set_trace
-            pdb.set_trace = set_trace
+        pdb.set_trace = set_trace
     return found
 
 
