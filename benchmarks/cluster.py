@@ -76,10 +76,11 @@ def start_until_workers_answer(settings: Settings) -> Result:
 
 def _start_ours(name: str) -> float:
     began = time.perf_counter()
-    _dask("cluster", "start", name, "--workers", str(WORKERS), "--nthreads", "1")
-    elapsed = time.perf_counter() - began
-    _dask("cluster", "stop", name)
-    return elapsed
+    try:
+        _dask("cluster", "start", name, "--workers", str(WORKERS), "--nthreads", "1")
+        return time.perf_counter() - began
+    finally:
+        _dask("cluster", "stop", name, "--force")
 
 
 def _start_anchor() -> float:

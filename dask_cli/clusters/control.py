@@ -26,6 +26,7 @@ from dask_cli.clusters.state import (
     ClusterState,
     CorruptState,
     cluster_dir,
+    known_names_hint,
     names,
     owner_alive,
     read,
@@ -227,7 +228,7 @@ def stop(name: str, timeout: float = 30.0, force: bool = False) -> StopOutcome:
     """
     directory = cluster_dir(name)
     if not directory.is_dir():
-        raise ClusterNotFound(f"No cluster named {name!r}", hint=_known_names())
+        raise ClusterNotFound(f"No cluster named {name!r}", hint=known_names_hint())
     try:
         state: ClusterState | None = read(name)
     except CorruptState:
@@ -273,8 +274,3 @@ def _wait_until_gone(name: str, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-def _known_names() -> str:
-    known = names()
-    return ("Known clusters: " + ", ".join(known) + ".") if known else "No named clusters exist."

@@ -28,6 +28,7 @@ from dask_cli.clusters.state import (
     Holder,
     NewCluster,
     create,
+    log_file,
     read,
     remove,
 )
@@ -164,8 +165,6 @@ def _abandon(new: NewCluster, process: subprocess.Popen) -> None:
 
 
 def _log_tail(name: str) -> str:
-    from dask_cli.clusters.state import log_file
-
     try:
         lines = [line for line in log_file(name).read_text(errors="replace").splitlines() if line]
     except OSError:

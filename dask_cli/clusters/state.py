@@ -146,7 +146,7 @@ def read(name: str) -> ClusterState:
     """The recorded state of ``name``: :class:`ClusterNotFound` or :class:`CorruptState`."""
     directory = cluster_dir(name)
     if not directory.is_dir():
-        raise ClusterNotFound(f"No cluster named {name!r}", hint=_known_hint())
+        raise ClusterNotFound(f"No cluster named {name!r}", hint=known_names_hint())
     return load(directory)
 
 
@@ -174,7 +174,8 @@ def load(directory: Path) -> ClusterState:
         ) from None
 
 
-def _known_hint() -> str:
+def known_names_hint() -> str:
+    """A hint that names the recorded clusters (for "no such cluster" errors)."""
     known = names()
     if not known:
         return "No named clusters exist; start one with `dask cluster start NAME`."

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+
 import pytest
 
 from tests.clusters.conftest import dask, holder_log, listing
@@ -19,11 +23,20 @@ kwargs:
 """
 
 
-@pytest.mark.timeout(180)
+async def _terminate(address: str) -> None:
+    from distributed.comm.core import CommClosedError
+    from distributed.core import rpc
+
+    async with rpc(address, timeout=30) as scheduler:
+        with contextlib.suppress(CommClosedError):  # it closes before it answers
+            await scheduler.terminate()
+
+
+@pytest.mark.timeout(300)
 def test_create_from_a_spec_file(state_dir, tmp_path, monkeypatch):
     (tmp_path / "dask-cluster.yaml").write_text(SPEC)
     monkeypatch.chdir(tmp_path)  # no -f: ./dask-cluster.yaml, as dask-ctl looked for it
-    created = dask("cluster", "create", "spec1")
+    created = dask("cluster", "create", "spec1", "--keepalive")
     try:
         assert "Cluster 'spec1' is running" in created.stdout
         record = listing("spec1")
@@ -36,12 +49,19 @@ def test_create_from_a_spec_file(state_dir, tmp_path, monkeypatch):
         assert record["source"] == str(tmp_path / "dask-cluster.yaml")
         info = dask("cluster", "info", "spec1")
         assert "threads_per_worker: 2" in info.stdout  # '-' became '_'
-        # Workers of created clusters have the shell service too.
-        shell = dask(
-            "worker", "shell", "0", "--cluster", "spec1", "-c", "print(worker.state.nthreads)"
-        )
-        assert shell.stdout.strip() == "2"
-        assert "Stopped cluster 'spec1'." in dask("cluster", "stop", "spec1").stdout
+        # Workers of created clusters have the shell service too, and --keepalive
+        # reached them through the dask config their nannies hand on.
+        code = "import dask; print(worker.state.nthreads, dask.config.get('cli.keepalive.enabled'))"
+        shell = dask("worker", "shell", "0", "--cluster", "spec1", "-c", code)
+        assert shell.stdout.strip() == "2 True"
+
+        # A scheduler shut down from a client takes its holder and record with it.
+        asyncio.run(_terminate(record["scheduler_address"]))
+        deadline = time.monotonic() + 90
+        while (state_dir / "spec1").exists():
+            assert time.monotonic() < deadline, "the holder outlived its scheduler"
+            time.sleep(0.2)
+        assert listing() == []
     except BaseException:
         print(holder_log(state_dir, "spec1"))
         raise
