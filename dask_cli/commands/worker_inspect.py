@@ -32,7 +32,7 @@ def list_workers(settings, as_json: bool) -> None:
 
     records = asyncio.run(fetch(settings))
     if as_json:
-        output.print_json([r.to_dict() for r in records])
+        output.print_json([r.to_msg() for r in records])
         return
     rows = [
         (

@@ -18,10 +18,10 @@ from dask_cli.debug.client.name_completion import complete_worker_name
 
 async def send_keepalive_request(settings: Any, target: str, request: Any) -> Any:
     """Resolve ``target``, send ``request`` (a protocol request) to its shell service and
-    return the worker's ``TargetInfo`` after it; a failure raises ``DaskCliError``."""
+    return the worker's ``WorkerRecord`` after it; a failure raises ``DaskCliError``."""
     from dask_cli.debug.client.connection import ShellConnection
     from dask_cli.debug.client.resolve import resolve_worker
-    from dask_cli.debug.protocol import TargetInfo
+    from dask_cli.debug.protocol import WorkerRecord
     from dask_cli.errors import DaskCliError
 
     record = await resolve_worker(settings, target)
@@ -33,15 +33,12 @@ async def send_keepalive_request(settings: Any, target: str, request: Any) -> An
     finally:
         await conn.close()
     if result.status != "ok":
-        message = (result.traceback or "request failed").strip().splitlines()[-1]
-        if message.startswith("DaskCliError: "):  # the worker's own words
-            raise DaskCliError(message.removeprefix("DaskCliError: "))
-        raise DaskCliError(f"{record.name}: {message}")
-    return TargetInfo.from_msg(result.data)
+        raise DaskCliError(result.error or f"{record.name}: request failed", hint=result.hint)
+    return WorkerRecord.from_msg(result.data)
 
 
 def set_keepalive(settings: Any, target: str, enabled: bool) -> Any:
-    """Switch keepalive on the worker ``target``; returns its ``TargetInfo``."""
+    """Switch keepalive on the worker ``target``; returns its ``WorkerRecord``."""
     from dask_cli.debug import protocol
 
     return asyncio.run(
@@ -50,7 +47,7 @@ def set_keepalive(settings: Any, target: str, enabled: bool) -> Any:
 
 
 def release_worker(settings: Any, target: str) -> Any:
-    """Let the kept-alive worker ``target`` exit; returns its ``TargetInfo`` before exit."""
+    """Let the kept-alive worker ``target`` exit; returns its ``WorkerRecord`` before exit."""
     from dask_cli.debug import protocol
 
     return asyncio.run(send_keepalive_request(settings, target, protocol.Release(id=0)))

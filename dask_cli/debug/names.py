@@ -2,45 +2,17 @@
 (which answers ``WORKERS_HANDLER``) and the client (which computes the same records
 itself from ``identity()`` and the metadata when the scheduler has no plugin).
 
-Pure functions over plain dicts: no distributed import, easy to test.
+Pure functions over plain dicts (the record is ``protocol.WorkerRecord``): no
+distributed import, easy to test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from dask_cli.debug.protocol import KEPT_ALIVE
+from dask_cli.debug.protocol import KEPT_ALIVE, ProtocolError, WorkerRecord
 from dask_cli.errors import WorkerNotFound
-
-
-@dataclass
-class WorkerRecord:
-    """What ``dask worker list`` shows and ``dask worker shell NAME`` connects to."""
-
-    name: str
-    address: str
-    shell_address: str | None = None
-    status: str = "unknown"
-    nthreads: int = 0
-    memory_limit: int = 0
-    tasks: int = 0
-    host: str | None = None
-    pid: int | None = None
-    kept_alive_reason: str | None = None
-    kept_alive_since: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WorkerRecord:
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        values["name"] = str(values.get("name", values.get("address", "")))
-        values.setdefault("address", "")
-        return cls(**values)
 
 
 def build_records(
@@ -58,33 +30,35 @@ def build_records(
     records = []
     for address, info in workers.items():
         published = metadata.get(address)
-        published = published if isinstance(published, Mapping) else {}
+        published = dict(published) if isinstance(published, Mapping) else {}
         status = str(info.get("status", "unknown"))
         if published.get("status") == KEPT_ALIVE:
             status = KEPT_ALIVE
-        records.append(
-            WorkerRecord(
-                name=str(info.get("name", address)),
-                address=address,
-                shell_address=published.get("shell_address"),
-                status=status,
-                nthreads=int(info.get("nthreads") or 0),
-                memory_limit=int(info.get("memory_limit") or 0),
-                tasks=int(info.get("tasks") or 0),
-                host=published.get("host"),
-                pid=published.get("pid"),
-                kept_alive_reason=published.get("kept_alive_reason"),
-                kept_alive_since=published.get("kept_alive_since"),
-            )
-        )
+        known = {
+            "name": str(info.get("name", address)),
+            "address": address,
+            "status": status,
+            "nthreads": int(info.get("nthreads") or 0),
+            "memory_limit": int(info.get("memory_limit") or 0),
+            "tasks": int(info.get("tasks") or 0),
+        }
+        records.append(_record({**published, **known}, known))
     live_names = {r.name for r in records}
     for address, data in (remembered or {}).items():
         if address in workers or str(data.get("name")) in live_names:
             continue
-        record = WorkerRecord.from_dict({**data, "address": address})
-        record.status = KEPT_ALIVE
-        records.append(record)
+        known = {"address": address, "status": KEPT_ALIVE}
+        records.append(_record({**data, **known}, {"name": data.get("name", address), **known}))
     return sorted(records, key=lambda r: (r.name, r.address))
+
+
+def _record(published: dict[str, Any], known: dict[str, Any]) -> WorkerRecord:
+    """The record from a worker's published fields; from what the scheduler knows
+    alone when they do not have the record's shape."""
+    try:
+        return WorkerRecord.from_msg(published)
+    except ProtocolError:
+        return WorkerRecord.from_msg(known)
 
 
 def _bare(address: str) -> str:

@@ -28,19 +28,41 @@ longer than ``MAX_SOURCE_CHARS``) gets an ``error`` message (with the request's
 sends something that is not a dict gets an ``error`` and is closed, as is one whose
 first message is not a valid ``hello``.
 
+A request the service understood but could not carry out gets a ``result`` with
+status ``error`` and the reason in ``error`` (and ``hint``); ``traceback`` is only
+ever the traceback of the user's code, formatted on the target.
+
+Besides the shell's messages this module owns what else crosses a process
+boundary for dask-cli: the :class:`WorkerRecord` the scheduler keeps (and a
+shell's ``welcome`` describes its target with), the nanny handler's
+:class:`NannyKeepalive` message, the status words, and the shared limits.
+
+To add a message: a dataclass below with its ``op``, listed in
+``CLIENT_MESSAGES`` or ``SERVICE_MESSAGES``; annotate its fields with the types
+``_check`` knows (str, int, float, bool, None, dict, list[...], Any, ``Literal``
+and unions of them): ``parse`` checks every field. The service answers a new
+request through a feature (``dask_cli.debug.service.features``).
+
 Values of the ``list`` kind may arrive as tuples (msgpack without list decoding):
 read them as sequences.
 """
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Union
 
 PROTOCOL_VERSION = 1
 
 # Largest source text or input line accepted by the service, in characters.
 MAX_SOURCE_CHARS = 16 * 1024 * 1024
+# Longest ``text`` of one ``output`` message: longer output comes in several.
+MAX_OUTPUT_CHARS = 256 * 1024
+# Most completions the service answers for one ``complete``.
+MAX_COMPLETIONS = 200
 
 # The handler name that, in ``distributed.worker.blocked-handlers`` (or
 # ``distributed.scheduler.blocked-handlers``), turns the whole shell service off.
@@ -101,8 +123,7 @@ class Message:
         return instance
 
     def validate(self) -> None:
-        for f in fields(self):
-            _check_type(self.op, f.name, getattr(self, f.name), f.type)
+        _validate(self, self.op)
 
 
 @dataclass
@@ -129,13 +150,11 @@ class Eval(Request):
 
     op = "eval"
     source: str
-    mode: str = "auto"
+    mode: EvalMode = "auto"
     filename: str = "<shell>"
 
     def validate(self) -> None:
         super().validate()
-        if self.mode not in ("auto", "exec"):
-            raise ProtocolError(f"eval mode must be 'auto' or 'exec', not {self.mode!r}")
         if len(self.source) > MAX_SOURCE_CHARS:
             raise ProtocolError(f"source longer than {MAX_SOURCE_CHARS} characters")
 
@@ -231,16 +250,27 @@ class Bye(Message):
 
 
 @dataclass
-class TargetInfo:
-    """Who the client is talking to; shown in the banner and in ``dask worker list``."""
+class WorkerRecord:
+    """A worker (or the scheduler, or a nanny) as dask-cli describes it: what
+    ``dask worker list`` shows, what ``dask worker shell NAME`` connects to, and
+    the ``target`` of a shell's ``welcome``.
 
-    kind: str  # TargetKind
+    A worker publishes it in the scheduler's metadata under
+    ``[METADATA_KEY, "workers", address]``; the scheduler plugin answers the list
+    (``WORKERS_HANDLER``) with them, adding what the scheduler itself knows
+    (``nthreads``, ``memory_limit``, ``tasks``).
+    """
+
     name: str
     address: str  # the worker's (or scheduler's) own address
-    shell_address: str
-    status: str  # distributed's status, or "kept-alive"
-    pid: int
-    host: str
+    shell_address: str | None = None
+    kind: TargetKind = "worker"
+    status: str = "unknown"  # distributed's Status name, or KEPT_ALIVE / CLOSED
+    pid: int | None = None
+    host: str | None = None
+    nthreads: int = 0
+    memory_limit: int = 0
+    tasks: int = 0
     keepalive: bool = False
     kept_alive_reason: str | None = None
     kept_alive_since: float | None = None  # time.time()
@@ -249,12 +279,38 @@ class TargetInfo:
         return asdict(self)
 
     @classmethod
-    def from_msg(cls, msg: dict[str, Any]) -> TargetInfo:
+    def from_msg(cls, msg: Any) -> WorkerRecord:
+        """A record from a dict (unknown keys ignored; ``name`` defaults to the address)."""
+        if not isinstance(msg, dict):
+            raise ProtocolError(f"a worker record must be a dict, not {type(msg).__name__}")
         names = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in msg.items() if k in names})
-        except TypeError as exc:
-            raise ProtocolError(f"bad target info: {exc}") from None
+        values = {k: v for k, v in msg.items() if k in names}
+        values.setdefault("address", "")
+        values["name"] = str(values.get("name", values["address"]))
+        record = cls(**values)
+        _validate(record, "worker record")
+        return record
+
+
+@dataclass
+class NannyKeepalive:
+    """Worker → its nanny, by the distributed handler ``NANNY_KEEPALIVE_HANDLER``
+    (keyword arguments): the worker's keepalive switch, and its kept-alive state
+    (``{"reason": str, "since": float}``) once it is kept alive."""
+
+    enabled: bool
+    kept_alive: dict | None = None
+
+    def to_msg(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_msg(cls, msg: dict[str, Any]) -> NannyKeepalive:
+        if "enabled" not in msg:
+            raise ProtocolError(f"'{NANNY_KEEPALIVE_HANDLER}' message without 'enabled'")
+        message = cls(**{f.name: msg[f.name] for f in fields(cls) if f.name in msg})
+        _validate(message, NANNY_KEEPALIVE_HANDLER)
+        return message
 
 
 @dataclass
@@ -262,15 +318,17 @@ class Welcome(Message):
     op = "welcome"
     version: int
     session: str
-    target: dict  # TargetInfo.to_msg()
+    target: dict  # WorkerRecord.to_msg()
     banner: str
+    # What the session's namespace offers, for the client's banner ("tasks()", "data").
+    helpers: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Output(Message):
     op = "output"
     id: int
-    stream: str  # Stream
+    stream: Stream
     text: str
 
 
@@ -285,19 +343,23 @@ class InputRequest(Message):
 class Result(Message):
     """The end of request ``id``.
 
-    ``status``: ``ok``; ``error`` (``traceback`` holds the remote traceback,
-    formatted on the target); ``interrupted``; ``exit`` (the code called
-    ``exit()``: the client ends the session). ``value`` is the repr of an
-    expression (``auto`` mode), ``data`` the payload of non-eval requests
-    (completions, stacks text, log lines, target info).
+    ``status``: ``ok``; ``error``; ``interrupted``; ``exit`` (the code called
+    ``exit()``: the client ends the session). On ``error``, ``traceback`` holds
+    the traceback of the user's code (formatted on the target), or ``error``
+    (with an optional ``hint``) says why the service could not do what was asked:
+    show it as is. ``value`` is the repr of an expression (``auto`` mode),
+    ``data`` the payload of non-eval requests (completions, stacks text, log
+    lines, a ``WorkerRecord``).
     """
 
     op = "result"
     id: int
-    status: str = "ok"  # ResultStatus
+    status: ResultStatus = "ok"
     value: str | None = None
     traceback: str | None = None
     data: Any = None
+    error: str | None = None
+    hint: str | None = None
 
 
 @dataclass
@@ -347,24 +409,47 @@ def parse_service_message(msg: Any) -> Message:
     return parse(msg, SERVICE_MESSAGES)
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "str": (str,),
-    "bool": (bool,),
-    "dict": (dict,),
-    "str | None": (str, type(None)),
-    "int | None": (int, type(None)),
-    "float | None": (int, float, type(None)),
-}
+def _validate(instance: Any, what: str) -> None:
+    for name, annotation in _hints(type(instance)).items():
+        value = getattr(instance, name)
+        if not _check(value, annotation):
+            raise ProtocolError(
+                f"'{what}' field '{name}' must be {_describe(annotation)}, got {value!r:.80}"
+            )
 
 
-def _check_type(op: str, name: str, value: Any, annotation: Any) -> None:
-    expected = _TYPES.get(str(annotation))
-    if expected is None:  # Any
-        return
-    if isinstance(value, bool) and bool not in expected:
-        raise ProtocolError(f"'{op}' field '{name}' must be {annotation}, got bool")
-    if not isinstance(value, expected):
-        raise ProtocolError(
-            f"'{op}' field '{name}' must be {annotation}, got {type(value).__name__}"
-        )
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of ``cls``'s fields (``ClassVar`` excluded)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def _check(value: Any, annotation: Any) -> bool:
+    """Does ``value`` (as msgpack delivers it) have the type ``annotation`` says?"""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return any(type(value) is type(v) and value == v for v in typing.get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return any(_check(value, arg) for arg in typing.get_args(annotation))
+    if annotation is None or annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation in (int, float):  # bool is an int for Python, not for the wire
+        allowed = (int,) if annotation is int else (int, float)
+        return isinstance(value, allowed) and not isinstance(value, bool)
+    if origin in (list, tuple) or annotation in (list, tuple):
+        (item,) = typing.get_args(annotation) or (Any,)
+        return isinstance(value, (list, tuple)) and all(_check(v, item) for v in value)
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    return isinstance(value, annotation)
+
+
+def _describe(annotation: Any) -> str:
+    if typing.get_origin(annotation) is Literal:
+        return " or ".join(repr(v) for v in typing.get_args(annotation))
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

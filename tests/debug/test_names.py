@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dask_cli.debug.names import KEPT_ALIVE, WorkerRecord, build_records, resolve
+from dask_cli.debug.names import build_records, resolve
+from dask_cli.debug.protocol import KEPT_ALIVE, WorkerRecord
 from dask_cli.errors import WorkerNotFound
 
 WORKERS = {
@@ -70,4 +71,4 @@ def test_ambiguous_lists_matches(records):
 
 def test_record_round_trip():
     record = WorkerRecord(name="a", address="tcp://x:1", shell_address="tcp://x:2")
-    assert WorkerRecord.from_dict({**record.to_dict(), "extra": 1}) == record
+    assert WorkerRecord.from_msg({**record.to_msg(), "extra": 1}) == record

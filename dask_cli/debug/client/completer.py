@@ -29,12 +29,10 @@ from typing import Any
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
+from dask_cli.debug import protocol
+
 # The identifier being typed just before the cursor.
 _WORD = re.compile(r"[A-Za-z_]\w*$")
-
-# The worker returns at most this many completions (service.completion's cap);
-# a full answer may have been cut, so it cannot be filtered locally.
-_SERVICE_CAP = 200
 
 
 @dataclass
@@ -107,7 +105,7 @@ class RemoteCompleter(Completer):
         if cached is None or cached.context != context or not word.startswith(cached.word):
             return None
         if word != cached.word:
-            if len(cached.completions) >= _SERVICE_CAP:
+            if len(cached.completions) >= protocol.MAX_COMPLETIONS:
                 return None  # the answer was cut: names beyond it may match
             if any(_start(c) != -len(cached.word) for c in cached.completions):
                 return None  # not all plain name completions: ask again

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dask_cli.debug import protocol
-from dask_cli.debug.protocol import Completion, Result, TargetInfo
+from dask_cli.debug.protocol import Completion, Result, WorkerRecord
 from dask_cli.errors import ConnectionFailed
 
 OnOutput = Callable[[str, str], None]
@@ -98,7 +98,8 @@ async def connect_comm(
 class ShellConnection:
     """An open shell session on a worker or scheduler.
 
-    ``target`` (``TargetInfo``) and ``banner`` come from the service's ``welcome``.
+    ``target`` (``WorkerRecord``), ``banner`` and ``helpers`` (what the session's
+    namespace offers) come from the service's ``welcome``.
     """
 
     def __init__(self, comm: Any, welcome: protocol.Welcome, address: str, timeout: float = 10):
@@ -107,8 +108,9 @@ class ShellConnection:
         # Seconds of silence, while a result is awaited, after which the peer is dead.
         self.timeout = timeout
         self.session = welcome.session
-        self.target = TargetInfo.from_msg(welcome.target)
+        self.target = WorkerRecord.from_msg(welcome.target)
         self.banner = welcome.banner
+        self.helpers = list(welcome.helpers)
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._write_lock = asyncio.Lock()
@@ -236,8 +238,8 @@ class ShellConnection:
     async def logs(self, n: int = 100) -> list[str]:
         return list(self._data(await self.request(protocol.Logs(id=0, n=n))))
 
-    async def info(self) -> TargetInfo:
-        return TargetInfo.from_msg(self._data(await self.request(protocol.Info(id=0))))
+    async def info(self) -> WorkerRecord:
+        return WorkerRecord.from_msg(self._data(await self.request(protocol.Info(id=0))))
 
     async def request(self, msg: protocol.Request) -> Result:
         """Send any request (its ``id`` is assigned here) and wait for its result."""
@@ -247,7 +249,10 @@ class ShellConnection:
     @staticmethod
     def _data(result: Result) -> Any:
         if result.status != "ok":
-            raise ConnectionFailed(result.traceback or f"request failed ({result.status})")
+            raise ConnectionFailed(
+                result.error or result.traceback or f"request failed ({result.status})",
+                hint=result.hint,
+            )
         return result.data
 
     async def close(self) -> None:
@@ -373,9 +378,7 @@ class ShellConnection:
         elif isinstance(msg, protocol.Error):
             pending = self._pending.get(msg.id) if msg.id is not None else None
             if pending is not None and not pending.future.done():
-                pending.future.set_result(
-                    Result(id=msg.id or 0, status="error", traceback=f"{msg.message}\n")
-                )
+                pending.future.set_result(Result(id=msg.id or 0, status="error", error=msg.message))
 
     async def _answer_input(self, msg: protocol.InputRequest, pending: _Pending | None) -> None:
         text = None

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ptpython.repl import PythonRepl, run_config
 
+from dask_cli.debug import protocol
 from dask_cli.debug.client.completer import RemoteCompleter
 from dask_cli.errors import ConnectionFailed, DaskCliError
 
@@ -43,12 +44,6 @@ if TYPE_CHECKING:
 INTERRUPT_WAIT = 5.0
 
 HISTORY_FILE_NAME = "shell-history"
-
-# Helpers the service puts in a worker session's namespace, for the banner.
-WORKER_HELPERS = (
-    "worker, data, tasks(), logs(), stacks(), story(key), failed(), pm(key), paused(), debug(key)"
-)
-
 
 class RemoteValue:
     """The repr of a remote result: shows as that text at the prompt."""
@@ -129,7 +124,9 @@ class RemoteRepl(PythonRepl):
         if status == "exit":
             raise SystemExit(0)  # ptpython's run_async ends the REPL on SystemExit
         if status == "error":
-            raise RemoteError(getattr(result, "traceback", None) or "(no traceback)\n")
+            error = getattr(result, "error", None)
+            text = getattr(result, "traceback", None) or (f"{error}\n" if error else None)
+            raise RemoteError(text or "(no traceback)\n")
         if status == "interrupted":
             self._print_interrupted()
             return None
@@ -280,12 +277,9 @@ def ptpython_config_path() -> Path | None:
     return None
 
 
-def banner(target: Any, service_banner: str = "") -> str:
-    """What the user sees first: who they are talking to and what is at hand.
-
-    For workers the helpers are listed here; for other targets (the scheduler)
-    the service's own banner says what its namespace holds.
-    """
+def banner(target: Any, service_banner: str = "", helpers: list[str] | None = None) -> str:
+    """What the user sees first: who they are talking to and what is at hand
+    (``helpers``: the names the service's welcome lists; else its own banner)."""
     kind = getattr(target, "kind", "worker")
     status = getattr(target, "status", "?")
     lines = [
@@ -293,9 +287,9 @@ def banner(target: Any, service_banner: str = "") -> str:
         f"{getattr(target, 'address', '?')} (status: {status}, "
         f"pid {getattr(target, 'pid', '?')} on {getattr(target, 'host', '?')})"
     ]
-    kept_alive = status == "kept-alive"
-    if kind == "worker":
-        lines.append(f"Available: {WORKER_HELPERS}, dask, distributed")
+    kept_alive = status == protocol.KEPT_ALIVE
+    if helpers:
+        lines.append(f"Available: {', '.join(helpers)}")
     elif service_banner and service_banner.strip():
         lines.append(service_banner.strip())
     if kept_alive and getattr(target, "kept_alive_reason", None):
@@ -322,7 +316,10 @@ async def run_repl(conn: Any) -> int:
     repl.disable_local_introspection()
 
     target = conn.target
-    print(banner(target, getattr(conn, "banner", "") or ""), flush=True)
+    print(
+        banner(target, getattr(conn, "banner", "") or "", getattr(conn, "helpers", None)),
+        flush=True,
+    )
     await repl.run_async()
     error = repl.connection_error
     if error is not None:

@@ -14,7 +14,8 @@ from typing import Any
 from dask_cli.debug import protocol
 from dask_cli.debug.client.connection import connect_comm, describe_connect_error
 from dask_cli.debug.client.settings import ClientSettings
-from dask_cli.debug.names import WorkerRecord, build_records, resolve
+from dask_cli.debug.names import build_records, resolve
+from dask_cli.debug.protocol import WorkerRecord
 from dask_cli.errors import ConnectionFailed, DaskCliError, WorkerNotFound
 
 # With an address to fall back on, wait at most this long for the scheduler.
@@ -68,7 +69,7 @@ async def list_workers(
     except RemoteError:
         records = None
     if isinstance(records, (list, tuple)):
-        return [WorkerRecord.from_dict(r) for r in records if isinstance(r, dict)]
+        return [WorkerRecord.from_msg(r) for r in records if isinstance(r, dict)]
     # A scheduler without our plugin (it answers None to an unknown handler):
     # compute the same records here.
     identity = await _scheduler_call(settings, address, "identity", timeout)

@@ -65,8 +65,8 @@ async def run_source(
     finally:
         if handled:
             loop.remove_signal_handler(signal.SIGINT)
-    if result.status == "error" and result.traceback:
-        stderr.write(result.traceback)
+    if result.status == "error" and (result.traceback or result.error):
+        stderr.write(result.traceback or f"{result.error}\n")
     elif result.status == "interrupted":
         stderr.write("KeyboardInterrupt\n")
     stderr.flush()
@@ -155,6 +155,7 @@ async def exec_on_workers(
             return outcome
         outcome.status = result.status
         outcome.traceback = result.traceback
+        outcome.error = result.error
         await conn.close()
         return outcome
 

@@ -27,10 +27,7 @@ import threading
 import types
 from typing import Any
 
-from dask_cli.debug.protocol import Completion
-
-# At most this many completions go back to the client (a menu, not a listing).
-MAX_COMPLETIONS = 200
+from dask_cli.debug.protocol import MAX_COMPLETIONS, Completion
 
 # How long jedi may take before the ``dir()`` fallback answers instead (seconds).
 # jedi's first call in a process loads its stubs (about 0.5 s here); later calls

@@ -110,7 +110,7 @@ class ShellFeature:
     def record_fields(self) -> Mapping[str, Any]:
         """Fields this feature sets in the server's record, as they are now.
 
-        The record (:class:`protocol.TargetInfo`) is what a client sees in the
+        The record (:class:`protocol.WorkerRecord`) is what a client sees in the
         ``welcome`` and after a request, and what a worker publishes in the
         scheduler's metadata for ``dask worker list``. Return only the fields
         you own (e.g. ``{"keepalive": True}``, or ``status`` =

@@ -235,7 +235,7 @@ class WorkerKeepalive(features.ShellFeature):
             async with worker.rpc(worker.nanny) as nanny:
                 await asyncio.wait_for(
                     getattr(nanny, protocol.NANNY_KEEPALIVE_HANDLER)(
-                        enabled=self.enabled, kept_alive=self.state()
+                        **protocol.NannyKeepalive(self.enabled, self.state()).to_msg()
                     ),
                     5,
                 )

@@ -189,11 +189,13 @@ class NannyKeepalive(NannyPlugin, features.ShellFeature):
     def crash(self) -> CrashRecord | None:
         return self.crashes[-1] if self.crashes else None
 
-    def handle_keepalive(self, enabled: bool, kept_alive: dict | None = None) -> str:
-        """Handler: the worker's keepalive switch changed, or it was kept alive."""
-        self.enabled = bool(enabled)
-        if kept_alive is not None:
-            self.worker_kept_alive = kept_alive
+    def handle_keepalive(self, **msg: Any) -> str:
+        """Handler (``protocol.NannyKeepalive``): the worker's keepalive switch changed,
+        or it was kept alive."""
+        message = protocol.NannyKeepalive.from_msg(msg)
+        self.enabled = message.enabled
+        if message.kept_alive is not None:
+            self.worker_kept_alive = message.kept_alive
             monitor = self.nanny.periodic_callbacks.get("memory_monitor")
             if monitor is not None:
                 monitor.stop()

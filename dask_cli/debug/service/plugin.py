@@ -16,7 +16,7 @@ import dask.config
 from distributed.diagnostics.plugin import NannyPlugin, SchedulerPlugin, WorkerPlugin
 
 from dask_cli.debug import protocol
-from dask_cli.debug.names import KEPT_ALIVE, build_records
+from dask_cli.debug.names import build_records
 from dask_cli.debug.service.server import ShellService, shell_enabled, target_info
 
 logger = logging.getLogger("dask_cli.debug.service")
@@ -165,7 +165,7 @@ class ShellSchedulerPlugin(SchedulerPlugin):
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
         metadata = self._metadata(scheduler)
         record = metadata.get(worker)
-        if isinstance(record, dict) and record.get("status") == KEPT_ALIVE:
+        if isinstance(record, dict) and record.get("status") == protocol.KEPT_ALIVE:
             ws = scheduler.workers.get(worker)
             kept = dict(record)
             if ws is not None:
@@ -184,14 +184,14 @@ class ShellSchedulerPlugin(SchedulerPlugin):
         for address, record in metadata.items():
             if (
                 isinstance(record, dict)
-                and record.get("status") == KEPT_ALIVE
+                and record.get("status") == protocol.KEPT_ALIVE
                 and address not in scheduler.workers
             ):
                 self.remembered.setdefault(address, dict(record))
         for address in list(self.remembered):
             # Released (or re-published as not kept alive): forget it.
             current = metadata.get(address)
-            if isinstance(current, dict) and current.get("status") != KEPT_ALIVE:
+            if isinstance(current, dict) and current.get("status") != protocol.KEPT_ALIVE:
                 del self.remembered[address]
                 metadata.pop(address, None)
         workers = {
@@ -204,7 +204,7 @@ class ShellSchedulerPlugin(SchedulerPlugin):
             }
             for address, ws in list(scheduler.workers.items())
         }
-        return [r.to_dict() for r in build_records(workers, metadata, self.remembered)]
+        return [r.to_msg() for r in build_records(workers, metadata, self.remembered)]
 
 
 class ShellNannyPlugin(NannyPlugin):

@@ -199,12 +199,14 @@ class ShellService:
             )
             self._sessions.add(session)
             info = self.target_info()
+            helpers = helper_names(session.namespace)
             await send(
                 protocol.Welcome(
                     version=protocol.PROTOCOL_VERSION,
                     session=session_id,
                     target=info.to_msg(),
-                    banner=self.banner(info),
+                    banner=banner(info, helpers),
+                    helpers=helpers,
                 ).to_msg()
             )
             while True:
@@ -255,10 +257,10 @@ class ShellService:
             data = await self._request_data(session, msg)
             result = protocol.Result(id=msg.id, data=data)
         except DaskCliError as exc:
-            result = protocol.Result(id=msg.id, status="error", traceback=exc.message)
+            result = protocol.Result(id=msg.id, status="error", error=exc.message, hint=exc.hint)
         except Exception as exc:
             text = f"{type(exc).__name__}: {exc}"
-            result = protocol.Result(id=msg.id, status="error", traceback=text)
+            result = protocol.Result(id=msg.id, status="error", error=text)
         with contextlib.suppress(Exception):
             await send(result.to_msg())
 
@@ -292,22 +294,43 @@ class ShellService:
 
     # --- what the service tells clients --------------------------------------
 
-    def target_info(self) -> protocol.TargetInfo:
+    def target_info(self) -> protocol.WorkerRecord:
         return target_info(self.server, self.address)
 
-    def banner(self, info: protocol.TargetInfo | None = None) -> str:
-        """The welcome text; ``info`` saves computing the target again."""
-        info = info or self.target_info()
-        ns = self.kind
-        return (
-            f"dask-cli shell in {info.kind} {info.name} ({info.address}, pid {info.pid})\n"
-            f"Namespace: {ns}, dask, distributed, "
-            + {"worker": "tasks(), data, ", "scheduler": "tasks(), "}.get(ns, "")
-            + "logs(n), stacks()"
-            + (", story(key)" if ns != "nanny" else "")
-            + ". Top-level await runs on the "
-            f"{ns}'s event loop; exit() ends the session, not the {ns}."
-        )
+
+def banner(info: protocol.WorkerRecord, helpers: list[str]) -> str:
+    """The welcome text: who this is and what its namespace offers."""
+    kind = info.kind
+    return (
+        f"dask-cli shell in {kind} {info.name} ({info.address}, pid {info.pid})\n"
+        f"Namespace: {', '.join(helpers)}. Top-level await runs on the "
+        f"{kind}'s event loop; exit() ends the session, not the {kind}."
+    )
+
+
+_NOT_HELPERS = {"__name__", "__builtins__", "exit", "quit", "dask", "distributed"}
+
+
+def helper_names(namespace: dict[str, Any]) -> list[str]:
+    """What a new session's namespace offers, as the banner lists it: the server,
+    its helpers (``tasks()``, ``story(key)``, ``pm(key)``), then dask and distributed."""
+    shown = [
+        _shown(name, value)
+        for name, value in namespace.items()
+        if name not in _NOT_HELPERS and not name.startswith("_")
+    ]
+    return [*shown, "dask", "distributed"]
+
+
+def _shown(name: str, value: Any) -> str:
+    """``name`` for a value, ``name()`` for a function, with its first argument when
+    the user is expected to give one (``story(key)``, ``pm(key)``, not ``logs()``)."""
+    if not inspect.isroutine(value):
+        return name
+    first = next(iter(inspect.signature(value).parameters.values()), None)
+    if first is None or first.default not in (inspect.Parameter.empty, None):
+        return f"{name}()"
+    return f"{name}({first.name.rstrip('s') if first.kind is first.VAR_POSITIONAL else first.name})"
 
 
 def shell_address(server: Any) -> str:
@@ -317,17 +340,17 @@ def shell_address(server: Any) -> str:
     return str(getattr(service, "address", None) or server.address)
 
 
-def target_info(server: Any, shell: str | None = None) -> protocol.TargetInfo:
+def target_info(server: Any, shell: str | None = None) -> protocol.WorkerRecord:
     """``server`` as clients and the scheduler's worker list see it: the core's fields,
     then those its features set (``features.record_fields``). ``shell``: the shell
     service's address, when it is not yet ``server.dask_cli_shell``."""
     kind = server_kind(server)
     service = getattr(server, "dask_cli_shell", None)
-    info = protocol.TargetInfo(
+    info = protocol.WorkerRecord(
         kind=kind,
         name=str(server.id if kind == "scheduler" else server.name),
         address=server.address,
-        shell_address=shell or getattr(service, "address", None) or "",
+        shell_address=shell or getattr(service, "address", None),
         status=getattr(getattr(server, "status", None), "name", "unknown"),
         pid=os.getpid(),
         host=_hostname(),

@@ -33,7 +33,11 @@ from typing import Any
 from dask_cli.debug import protocol
 from dask_cli.debug.service import features
 from dask_cli.debug.service.helpers import namespace_helpers, server_kind
-from dask_cli.debug.service.streams import SessionOutput, current_output, install_routing
+from dask_cli.debug.service.streams import (
+    SessionOutput,
+    current_output,
+    install_routing,
+)
 
 logger = logging.getLogger("dask_cli.debug.service")
 
@@ -42,7 +46,6 @@ logger = logging.getLogger("dask_cli.debug.service")
 INTERRUPT_GRACE = 0.5
 # Coalesce output for this long before sending it.
 FLUSH_INTERVAL = 0.02
-FLUSH_BYTES = 64 * 1024
 # Audit events are handed to the server's loop in batches, at most this late: one
 # callback onto the worker's loop per eval cost the round trip a fifth of its time.
 AUDIT_DELAY = 0.05
@@ -346,10 +349,12 @@ class ShellSession:
 
     async def _send_output(self, job: EvalJob) -> None:
         for stream, text in job.output.take():
-            for start in range(0, len(text), FLUSH_BYTES * 4):
+            for start in range(0, len(text), protocol.MAX_OUTPUT_CHARS):
                 await self.send(
                     protocol.Output(
-                        id=job.request.id, stream=stream, text=text[start : start + FLUSH_BYTES * 4]
+                        id=job.request.id,
+                        stream=stream,
+                        text=text[start : start + protocol.MAX_OUTPUT_CHARS],
                     ).to_msg()
                 )
 

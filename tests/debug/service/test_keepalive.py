@@ -20,7 +20,7 @@ import pytest
 
 from dask_cli.testing import ProcessCluster, run_dask
 
-DEBUG = Path(__file__).resolve().parents[2] / "debug"
+DEBUG = Path(__file__).resolve().parents[3] / "debug"
 KEPT = (
     r"is kept alive for post-mortem: (?P<reason>.*?)\. "
     r"Inspect it with: dask worker shell (?P<shell>\S+)"

@@ -13,7 +13,7 @@ from dask_cli.debug import protocol
 from dask_cli.debug.client.connection import ShellConnection
 from dask_cli.debug.client.resolve import list_workers, resolve_scheduler_shell, resolve_worker
 from dask_cli.debug.client.settings import ClientSettings
-from dask_cli.debug.names import KEPT_ALIVE
+from dask_cli.debug.protocol import KEPT_ALIVE
 from dask_cli.debug.service.plugin import ShellSchedulerPlugin, ShellWorkerPlugin
 
 pytestmark = pytest.mark.timeout(60)
