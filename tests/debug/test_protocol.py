@@ -31,6 +31,12 @@ EXAMPLES: list[protocol.Message] = [
 ]
 
 
+def table_of(message: protocol.Message) -> dict[str, type[protocol.Message]]:
+    if message.op in protocol.CLIENT_MESSAGES:
+        return protocol.CLIENT_MESSAGES
+    return protocol.SERVICE_MESSAGES
+
+
 def test_every_message_is_listed_once() -> None:
     listed = [*protocol.CLIENT_MESSAGES.values(), *protocol.SERVICE_MESSAGES.values()]
     assert sorted(type(m).__name__ for m in EXAMPLES) == sorted(c.__name__ for c in listed)
@@ -38,22 +44,14 @@ def test_every_message_is_listed_once() -> None:
 
 @pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.op)
 def test_round_trip(message: protocol.Message) -> None:
-    table = (
-        protocol.CLIENT_MESSAGES
-        if message.op in protocol.CLIENT_MESSAGES
-        else protocol.SERVICE_MESSAGES
-    )
+    table = table_of(message)
     assert protocol.parse(message.to_msg(), table) == message
 
 
 @pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.op)
 def test_every_typed_field_refuses_a_wrong_value(message: protocol.Message) -> None:
     """No annotation the validator silently accepts anything for (``Any`` aside)."""
-    table = (
-        protocol.CLIENT_MESSAGES
-        if message.op in protocol.CLIENT_MESSAGES
-        else protocol.SERVICE_MESSAGES
-    )
+    table = table_of(message)
     hints = typing.get_type_hints(type(message))
     for f in dataclasses.fields(message):
         if hints[f.name] is typing.Any:

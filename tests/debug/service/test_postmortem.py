@@ -20,7 +20,7 @@ import pytest
 from dask_cli.testing import process_cluster, run_dask
 
 DEBUG = Path(__file__).resolve().parents[3] / "debug"
-WORKER_PATH = Path(__file__).resolve().parent / "worker_path"
+WORKER_PATH = Path(__file__).resolve().parents[1] / "worker_path"
 # debug/task_raises.py: a script, so cloudpickle sends its functions by value.
 BY_VALUE_KEY = "summarise-batch-7"
 # worker_path/sourced_tasks.py: importable on the worker, sent by reference.
