@@ -327,10 +327,14 @@ def _shown(name: str, value: Any) -> str:
     the user is expected to give one (``story(key)``, ``pm(key)``, not ``logs()``)."""
     if not inspect.isroutine(value):
         return name
-    first = next(iter(inspect.signature(value).parameters.values()), None)
+    try:
+        first = next(iter(inspect.signature(value).parameters.values()), None)
+    except (TypeError, ValueError):  # a builtin without a signature
+        first = None
     if first is None or first.default not in (inspect.Parameter.empty, None):
         return f"{name}()"
-    return f"{name}({first.name.rstrip('s') if first.kind is first.VAR_POSITIONAL else first.name})"
+    argument = first.name.rstrip("s") if first.kind is first.VAR_POSITIONAL else first.name
+    return f"{name}({argument})"
 
 
 def shell_address(server: Any) -> str:
