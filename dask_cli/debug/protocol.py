@@ -202,7 +202,7 @@ class Logs(Request):
 
 @dataclass
 class Info(Request):
-    """Refresh the ``TargetInfo`` sent with ``welcome``."""
+    """Refresh the ``WorkerRecord`` sent with ``welcome``."""
 
     op = "info"
 

@@ -22,6 +22,7 @@ EXAMPLES: list[protocol.Message] = [
     protocol.SetKeepalive(id=6, enabled=True),
     protocol.Release(id=7),
     protocol.Ping(id=8),
+    protocol.DebugComplete(id=9, source="x.", cursor=2),
     protocol.Bye(),
     protocol.Welcome(version=1, session="s", target={}, banner="b", helpers=["tasks()"]),
     protocol.Output(id=1, stream="stderr", text="x"),

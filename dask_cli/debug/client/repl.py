@@ -45,6 +45,7 @@ INTERRUPT_WAIT = 5.0
 
 HISTORY_FILE_NAME = "shell-history"
 
+
 class RemoteValue:
     """The repr of a remote result: shows as that text at the prompt."""
 
