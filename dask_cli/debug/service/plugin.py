@@ -110,13 +110,13 @@ class ShellWorkerPlugin(WorkerPlugin):
                 await asyncio.sleep(1)
         logger.warning("dask-cli shell: could not publish the shell address to the scheduler")
 
-    def teardown(self, worker: Any) -> None:
+    async def teardown(self, worker: Any) -> None:
         if self._publishing is not None:
             self._publishing.cancel()
         worker.handlers.pop(protocol.SHELL_ADDRESS_HANDLER, None)
-        if self.service is not None:
-            self.service.stop()
-            self.service = None
+        service, self.service = self.service, None
+        if service is not None:
+            await service.close()  # bounded, and the worker's loop goes on meanwhile
 
 
 class ShellSchedulerPlugin(SchedulerPlugin):
@@ -146,9 +146,9 @@ class ShellSchedulerPlugin(SchedulerPlugin):
             _advertise(scheduler, self.service, "distributed.scheduler", "Shell at")
 
     async def close(self) -> None:
-        if self.service is not None:
-            self.service.stop()
-            self.service = None
+        service, self.service = self.service, None
+        if service is not None:
+            await service.close()
 
     @staticmethod
     def _metadata(scheduler: Any) -> dict[str, Any]:

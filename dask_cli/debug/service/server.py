@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 import dask.config
+from distributed.comm import CommClosedError
 
 from dask_cli.debug import protocol
 from dask_cli.debug.service import features
@@ -32,6 +33,10 @@ from dask_cli.errors import DaskCliError
 logger = logging.getLogger("dask_cli.debug.service")
 
 HELLO_TIMEOUT = 10
+# A client that reads none of its output for this long loses its session.
+CLIENT_STALL_TIMEOUT = 30
+# Closing a connection waits this long for its last writes to leave.
+CLOSE_TIMEOUT = 2
 
 
 def shell_enabled(server: Any) -> bool:
@@ -118,22 +123,41 @@ class ShellService:
         return self.address
 
     def stop(self, timeout: float = 5) -> None:
+        """Stop from a thread that runs no event loop (waits up to ``timeout``)."""
+        future = self._shutdown()
+        if future is not None:
+            with contextlib.suppress(Exception):
+                future.result(timeout)
+
+    async def close(self, timeout: float = 5) -> None:
+        """Stop from an event loop (the worker's or scheduler's teardown): waits up to
+        ``timeout`` without blocking that loop; a service that does not finish is left
+        to its daemon thread, and logged."""
+        future = self._shutdown()
+        if future is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except Exception:
+            logger.warning("dask-cli shell: the service did not stop within %s s", timeout)
+
+    def _shutdown(self) -> Any:
         loop = self._loop
         if loop is None or loop.is_closed():
-            return
+            return None
 
         async def shutdown() -> None:
             if self._listener is not None:
                 self._listener.stop()
             for session in list(self._sessions):
-                await session.close()
+                await session.close()  # never waits for the code
             audit_trail(self.server, loop).flush()  # do not lose the last events
-            loop.stop()
+            loop.call_soon(loop.stop)
 
-        with contextlib.suppress(RuntimeError):
-            asyncio.run_coroutine_threadsafe(shutdown(), loop)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        try:
+            return asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        except RuntimeError:  # the loop is already closed
+            return None
 
     # --- on the service loop --------------------------------------------------
 
@@ -174,8 +198,15 @@ class ShellService:
         async def send(msg: dict[str, Any]) -> None:
             async with write_lock:
                 await comm.write(msg)
-            if msg.get("op") == "output":
-                await _flushed(comm)
+            if msg.get("op") == "output" and not await _flushed(comm, CLIENT_STALL_TIMEOUT):
+                # A client that stopped reading (SIGSTOP, a paused terminal) costs
+                # this much time, then its session: never the service.
+                logger.warning(
+                    "dask-cli shell: client read nothing for %s s; closing its session",
+                    CLIENT_STALL_TIMEOUT,
+                )
+                comm.abort()
+                raise CommClosedError("the client stopped reading")
 
         _no_offload(comm)
         try:
@@ -238,8 +269,6 @@ class ShellService:
                     # answered while an eval runs, never queued behind it.
                     _spawn(tasks, self._answer(session, msg, send))
         except Exception as exc:
-            from distributed.comm import CommClosedError
-
             if not isinstance(exc, CommClosedError):
                 logger.warning("dask-cli shell: connection ended: %r", exc)
         finally:
@@ -248,8 +277,11 @@ class ShellService:
                 await session.close()
             for task in tasks:
                 task.cancel()
-            with contextlib.suppress(Exception):
-                await comm.close()
+            try:
+                # distributed's close flushes first: a peer that reads nothing holds it.
+                await asyncio.wait_for(comm.close(), CLOSE_TIMEOUT)
+            except Exception:
+                comm.abort()
 
     async def _answer(self, session: ShellSession, msg: protocol.Request, send: Any) -> None:
         """Non-eval requests: one ``result`` each, ``error`` status if they fail."""
@@ -372,7 +404,7 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
-async def _flushed(comm: Any) -> None:
+async def _flushed(comm: Any, timeout: float) -> bool:
     """Wait until ``comm`` has handed everything it was given to the socket.
 
     distributed's ``comm.write`` only queues the frames: when the client reads slower
@@ -381,9 +413,14 @@ async def _flushed(comm: Any) -> None:
     output bounded in the server's memory (``benchmarks/streaming.py``)."""
     stream = getattr(comm, "stream", None)
     if stream is None or not hasattr(stream, "write"):
-        return
-    with contextlib.suppress(Exception):  # closed: the next write reports it
-        await stream.write(b"")
+        return True
+    try:
+        await asyncio.wait_for(stream.write(b""), timeout)
+    except asyncio.TimeoutError:
+        return False
+    except Exception:  # closed: the next write reports it
+        pass
+    return True
 
 
 def _no_offload(comm: Any) -> None:

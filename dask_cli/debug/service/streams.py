@@ -10,6 +10,8 @@ original stream object and are never affected.
 
 from __future__ import annotations
 
+import _thread
+import collections
 import contextvars
 import io
 import sys
@@ -17,18 +19,29 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-# Flush output when this much is buffered, without waiting for the timer.
+# Send output as soon as this much is buffered, without waiting for the timer.
 FLUSH_BYTES = 64 * 1024
-# A writer blocks while this much output waits to be sent (back-pressure).
+# The eval's thread waits while this much output waits to be sent (back-pressure).
 MAX_PENDING_BYTES = 1024 * 1024
+# Other threads (await code on the server's event loop) never wait: past this much
+# their output is dropped, with one line that says so.
+MAX_UNWAITED_BYTES = 16 * MAX_PENDING_BYTES
+# A waiting writer looks again this often even if no wake-up came.
+ROOM_POLL = 0.05
 
 
 class SessionOutput:
-    """The output of one eval: a thread-safe, bounded buffer drained by the service.
+    """The output of one eval: a bounded buffer written by the code, drained by the service.
 
-    ``write`` is called from the thread running the code; ``take`` from the
-    service's event loop. ``on_data(urgent)`` tells the service there is
-    something to send (``urgent`` when the buffer passed ``FLUSH_BYTES``).
+    Written from the thread running the code, where a Ctrl-C (an exception raised
+    asynchronously in that thread) can arrive at any bytecode. So nothing here holds
+    a lock the service's loop needs: the chunks go through a deque (atomic appends
+    and pops), each counter has one writer, the writer waits for room on a raw lock
+    that only the writer acquires and the loop only releases (never blocking), and
+    the loop is woken through ``on_data(urgent)`` (``urgent``: FLUSH_BYTES passed).
+    An exception at any point costs at most a wake-up (the loop also drains when
+    the eval ends) or a chunk of this eval's output, never the next eval's.
+
     ``read_line`` is how ``input()`` in the session reaches the client.
     """
 
@@ -36,47 +49,82 @@ class SessionOutput:
         self,
         on_data: Callable[[bool], None],
         read_line: Callable[[str], str | None],
+        waiting_thread: int | None = None,
     ):
         self._on_data = on_data
         self._read_line = read_line
-        self._cond = threading.Condition()
-        self._chunks: list[tuple[str, str]] = []
-        self._pending = 0
+        self._chunks: collections.deque[tuple[str, str]] = collections.deque()
+        self._written = 0  # by writers
+        self._taken = 0  # by the loop
+        self._loop_idle = True  # set by the loop before it drains, cleared by a writer
+        self._urgent_sent = False
+        self._room = _thread.allocate_lock()
+        self._dropped = False
+        # Only this thread (the eval's) waits for room; None: the first writer.
+        self.waiting_thread = waiting_thread
         self.closed = False
 
+    @property
+    def pending(self) -> int:
+        return self._written - self._taken
+
     def write(self, stream: str, text: str) -> None:
-        if not text:
+        if not text or self.closed:
             return
-        with self._cond:
-            while self._pending > MAX_PENDING_BYTES and not self.closed:
-                self._cond.wait(0.5)
-            if self.closed:
-                return
-            # Append, never concatenate here (re-copying the buffer on every write
-            # is quadratic), and wake the service only when the buffer becomes
-            # non-empty or first passes FLUSH_BYTES, not on every write after.
-            before = self._pending
-            self._chunks.append((stream, text))
-            self._pending += len(text)
-            urgent = self._pending >= FLUSH_BYTES
-            wake = before == 0 or (urgent and before < FLUSH_BYTES)
-        if wake:
-            self._on_data(urgent)
+        if self.pending > MAX_PENDING_BYTES and not self._wait_for_room():
+            return
+        self._chunks.append((stream, text))
+        self._written += len(text)
+        if self._loop_idle:
+            self._loop_idle = False
+            self._on_data(self.pending >= FLUSH_BYTES)
+        elif not self._urgent_sent and self.pending >= FLUSH_BYTES:
+            self._urgent_sent = True
+            self._on_data(True)
+
+    def _wait_for_room(self) -> bool:
+        """Wait (the eval's thread) until the service took the output; False: drop it."""
+        if self.waiting_thread is None:
+            self.waiting_thread = threading.get_ident()
+        if threading.get_ident() != self.waiting_thread:
+            if self.pending <= MAX_UNWAITED_BYTES:
+                return True
+            if not self._dropped:
+                self._dropped = True
+                self._chunks.append(("stderr", "\n[output dropped: the client reads too slowly]\n"))
+            return False
+        while self.pending > MAX_PENDING_BYTES and not self.closed:
+            self._room.acquire(False)  # armed: the next acquire waits for ``take``
+            if self.pending <= MAX_PENDING_BYTES or self.closed:
+                break
+            self._room.acquire(timeout=ROOM_POLL)
+        return not self.closed
 
     def take(self) -> list[tuple[str, str]]:
         """Everything buffered so far, as (stream, text) chunks (consecutive writes to
-        one stream joined); wakes blocked writers."""
-        with self._cond:
-            chunks, self._chunks = self._chunks, []
-            self._pending = 0
-            self._cond.notify_all()
+        one stream joined); lets a waiting writer go on. Called on the service loop."""
+        self._loop_idle = True  # before draining: a later write wakes the loop again
+        self._urgent_sent = False
         joined: list[tuple[str, list[str]]] = []
-        for stream, text in chunks:
+        taken = 0
+        chunks = self._chunks
+        while chunks:
+            stream, text = chunks.popleft()
+            taken += len(text)
             if joined and joined[-1][0] == stream:
                 joined[-1][1].append(text)
             else:
                 joined.append((stream, [text]))
+        self._taken += taken
+        self._let_writer_go()
         return [(stream, "".join(parts)) for stream, parts in joined]
+
+    def _let_writer_go(self) -> None:
+        if self._room.locked():
+            try:
+                self._room.release()
+            except RuntimeError:  # released by a racing take: already free
+                pass
 
     def readline(self, prompt: str = "") -> str:
         if self.closed:
@@ -88,9 +136,8 @@ class SessionOutput:
 
     def close(self) -> None:
         """No more output accepted (an abandoned eval's later output is dropped)."""
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
+        self.closed = True
+        self._let_writer_go()
 
 
 current_output: contextvars.ContextVar[SessionOutput | None] = contextvars.ContextVar(
@@ -180,7 +227,26 @@ class RoutedStdin(io.TextIOBase):
         target = self._target()
         if target is None:
             return self._original.read(size) if self._original is not None else ""
-        return target.readline()
+        # Line by line from the client, up to ``size`` characters or end of file.
+        parts: list[str] = []
+        have = 0
+        while size is None or size < 0 or have < size:
+            line = target.readline()
+            if not line:
+                break
+            parts.append(line)
+            have += len(line)
+        text = "".join(parts)
+        return text if size is None or size < 0 else text[:size]
+
+    def readlines(self, hint: int = -1) -> list[str]:  # type: ignore[override]
+        return self.read().splitlines(True)
+
+    def __iter__(self) -> Any:
+        target = self._target()
+        if target is None:
+            return iter(self._original)
+        return iter(self.readline, "")
 
     def isatty(self) -> bool:
         if self._target() is not None or self._original is None:

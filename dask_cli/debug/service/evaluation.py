@@ -1,0 +1,276 @@
+"""Evaluating one ``eval`` request: compiling it, the thread that runs plain code, and
+the one small piece of state that thread and the service's loop share.
+
+Ctrl-C must stop plain code (a Python loop, ``time.sleep`` after it returns, a
+``print`` loop, ``input()``) on the thread that runs it. The only way is an
+exception raised asynchronously in that thread (``PyThreadState_SetAsyncExc``), and
+such an exception arrives at whatever bytecode the thread runs next. So
+:class:`UserCode` delivers it only while the thread is in the user's code, at most
+once per eval, and clears any undelivered one when the code returns; everything
+the service itself runs on that thread while the code is in progress (the output
+path of ``print``, ``input()``) holds no lock the service's loop needs
+(:mod:`dask_cli.debug.service.streams`), and everything after the code returned
+cannot receive it. Code that ignores it (a long C call, ``except BaseException``) is
+given up on after ``INTERRUPT_GRACE``: its thread is abandoned, never reused.
+
+Code with top-level ``await`` only makes a coroutine here; the session awaits it on
+the server's own loop, where Ctrl-C cancels it.
+"""
+
+from __future__ import annotations
+
+import _thread
+import ast
+import asyncio
+import contextlib
+import contextvars
+import ctypes
+import inspect
+import itertools
+import linecache
+import queue
+import threading
+import traceback
+import types
+from dataclasses import dataclass
+from typing import Any
+
+from dask_cli.debug.service.streams import SessionOutput, current_output, install_routing
+
+# After an interrupt, answer "interrupted" this soon even if the code has not stopped
+# (a C call such as time.sleep cannot be broken from another thread).
+INTERRUPT_GRACE = 0.5
+
+_filenames = itertools.count(1)
+
+
+@dataclass
+class Outcome:
+    """How an eval ended: ``status`` as in ``protocol.Result``; ``coroutine``: top-level
+    await code, still to be awaited on the server's loop; ``exit_code`` for ``exit``."""
+
+    status: str
+    value: str | None = None
+    traceback: str | None = None
+    coroutine: Any = None
+    expression: bool = False  # with ``coroutine``: show the awaited value
+    exit_code: int = 0
+
+
+class UserCode:
+    """Whether an eval's thread runs the user's code, and the one way to interrupt it.
+
+    The state the eval's thread and the service's loop share, all of it: the
+    ``_switch`` lock makes "check ``running``, raise" (the loop) atomic against
+    "enter/leave the code" (the thread). The loop only ever tries the lock without
+    blocking; the thread takes it for a few bytecodes. ``requested`` is written by
+    the loop only.
+    """
+
+    __slots__ = ("_switch", "_thread", "running", "requested", "_raised")
+
+    def __init__(self) -> None:
+        self._switch = _thread.allocate_lock()
+        self._thread: int | None = None
+        self.running = False
+        self.requested = False
+        self._raised = False
+
+    # --- on the eval's thread -------------------------------------------------
+
+    def enter(self) -> bool:
+        """Before the code runs; False when the interrupt came first (do not run it)."""
+        with self._switch:
+            if self.requested:
+                return False
+            self._thread = threading.get_ident()
+            self.running = True
+            return True
+
+    def leave(self) -> None:
+        """After the code returned or raised: no interrupt can arrive from now on."""
+        with self._switch:
+            self.running = False
+            if self._raised and self._thread is not None:
+                # Raised but not yet delivered: never let it reach the service's code.
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), None)
+
+    # --- on the service loop --------------------------------------------------
+
+    def interrupt(self) -> bool | None:
+        """Raise KeyboardInterrupt in the code if it runs now. True: raised (or raised
+        before); False: not running; None: the thread is switching, try again soon."""
+        self.requested = True
+        if not self._switch.acquire(False):
+            return None
+        try:
+            if not self.running or self._thread is None:
+                return False
+            if not self._raised:
+                self._raised = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._thread), ctypes.py_object(KeyboardInterrupt)
+                )
+            return True
+        finally:
+            self._switch.release()
+
+
+class EvalJob:
+    """The thread's half of one eval: compile, run the code under :class:`UserCode`,
+    and hand the :class:`Outcome` to the service loop through ``on_done``."""
+
+    def __init__(
+        self,
+        source: str,
+        mode: str,
+        filename: str,
+        namespace: dict[str, Any],
+        output: SessionOutput,
+        loop: asyncio.AbstractEventLoop,
+        on_done: Any,
+    ):
+        self.source = source
+        self.mode = mode
+        self.filename = filename
+        self.namespace = namespace
+        self.output = output
+        self.loop = loop
+        self.on_done = on_done
+        self.user_code = UserCode()
+        self.compiled_filename = filename  # ``<shell>`` becomes ``<shell-N>``
+
+    def run(self) -> None:
+        """Never raises: whatever happens is the outcome."""
+        token = current_output.set(self.output)
+        try:
+            outcome = self._execute()
+        except BaseException:  # the interrupt, between the code's end and ``leave``
+            outcome = Outcome("interrupted")
+        finally:
+            current_output.reset(token)
+        with contextlib.suppress(RuntimeError):  # the service loop is closed
+            self.loop.call_soon_threadsafe(self.on_done, outcome, context=contextvars.Context())
+
+    def _execute(self) -> Outcome:
+        filename = self.filename
+        if filename == "<shell>":
+            filename = f"<shell-{next(_filenames)}>"
+        self.compiled_filename = filename
+        install_routing()  # again: something (a test runner, a task) may have replaced it
+        try:
+            code, is_expression = compile_source(self.source, self.mode, filename)
+        except (SyntaxError, ValueError, OverflowError) as exc:
+            return Outcome("error", traceback="".join(traceback.format_exception_only(exc)))
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
+        self.output.waiting_thread = threading.get_ident()
+        if not self.user_code.enter():
+            return Outcome("interrupted")
+        try:
+            outcome = self._run_user_code(code, is_expression, filename)
+        finally:
+            self.user_code.leave()
+        return outcome
+
+    def _run_user_code(self, code: types.CodeType, is_expression: bool, filename: str) -> Outcome:
+        """Inside ``UserCode.enter/leave``: the interrupt may arrive anywhere here."""
+        try:
+            value = types.FunctionType(code, self.namespace)()
+            if code.co_flags & inspect.CO_COROUTINE:
+                return Outcome("ok", coroutine=value, expression=is_expression)
+            if not is_expression or value is None:
+                return Outcome("ok")
+            self.namespace["_"] = value
+            return Outcome("ok", value=repr(value))
+        except SystemExit as exc:
+            return exit_outcome(exc)
+        except KeyboardInterrupt:
+            return Outcome("interrupted")
+        except BaseException as exc:
+            return Outcome("error", traceback=format_exception(exc, filename))
+
+
+def exit_outcome(exc: SystemExit) -> Outcome:
+    """``SystemExit`` as ``python`` treats it: None is 0, an int is the status, anything
+    else is printed (the traceback field) and the status is 1."""
+    code = exc.code
+    if code is None:
+        return Outcome("exit", exit_code=0)
+    if isinstance(code, int):
+        return Outcome("exit", exit_code=code)
+    return Outcome("exit", traceback=f"{code}\n", exit_code=1)
+
+
+class EvalThread(threading.Thread):
+    """Runs a session's evals one after another. Abandoned after an interrupt that did
+    not stop the code in time: it then finishes that code and exits."""
+
+    def __init__(self, name: str):
+        super().__init__(name=name, daemon=True)
+        # SimpleQueue (C): the cheapest hand-off to a waiting thread.
+        self.jobs: queue.SimpleQueue[EvalJob | None] = queue.SimpleQueue()
+        self.abandoned = False
+
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            job.run()
+            if self.abandoned:
+                return
+
+
+class ThreadPool:
+    """Idle eval threads kept for the next sessions (at most ``size``): starting one per
+    session was a good part of a one-shot ``exec``'s cost. Used from service loops only."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.lock = threading.Lock()
+        self.threads: list[EvalThread] = []
+
+    def get(self, name: str) -> EvalThread:
+        with self.lock:
+            while self.threads:
+                thread = self.threads.pop()
+                if thread.is_alive() and not thread.abandoned:
+                    thread.name = name
+                    return thread
+        thread = EvalThread(name=name)
+        thread.start()
+        return thread
+
+    def put(self, thread: EvalThread) -> None:
+        """Keep ``thread`` for later, or let it end."""
+        with self.lock:
+            if len(self.threads) < self.size and thread.is_alive() and not thread.abandoned:
+                thread.name = "dask-cli-shell-idle"
+                self.threads.append(thread)
+                return
+        thread.abandoned = True
+        thread.jobs.put(None)
+
+
+idle_threads = ThreadPool(2)
+
+
+def compile_source(source: str, mode: str, filename: str) -> tuple[types.CodeType, bool]:
+    """Compile as the asyncio REPL does (top-level await allowed). ``auto`` tries an
+    expression first (its value is shown), then statements."""
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    if mode == "auto":
+        try:
+            return compile(source, filename, "eval", flags=flags, dont_inherit=True), True
+        except SyntaxError:
+            pass
+    return compile(source, filename, "exec", flags=flags, dont_inherit=True), False
+
+
+def format_exception(exc: BaseException, filename: str) -> str:
+    """The traceback from the user's code down, without the service's own frames."""
+    tb = exc.__traceback__
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename != filename:
+        start = start.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, start or tb))
