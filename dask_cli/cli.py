@@ -2,13 +2,14 @@
 
 Built-in commands are imported only when used; commands from other packages
 come from entry points (see :mod:`dask_cli.plugins`) and are listed in
-``--help`` without being imported. Failures reach the user as one red line and
-an exit code, never as a traceback (set ``DASK_CLI_TRACEBACK=1`` to see one).
+``--help`` without being imported. Failures reach the user as one red line with
+the root cause and a hint, exit status 1 (usage errors: click's, status 2), never
+as a traceback: ``--traceback`` or the config key ``cli.traceback`` show one.
 """
 
 from __future__ import annotations
 
-import os
+import errno
 import sys
 
 import click
@@ -97,6 +98,14 @@ class RootGroup(LazyGroup):
         return name, command, rest
 
 
+_show_traceback = False
+
+
+def _set_traceback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    global _show_traceback
+    _show_traceback = bool(value)
+
+
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
@@ -124,26 +133,76 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     callback=_print_version,
     help="Show the versions of dask-cli, dask and distributed and exit.",
 )
+@click.option(
+    "--traceback",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_traceback,
+    help="Show the full traceback of a failure [default: config cli.traceback].",
+)
 def cli() -> None:
     """Dask command line interface: start clusters, and look inside them."""
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run ``cli`` and turn known failures into one line."""
+    """Console-script entry point: run ``cli`` and turn failures into one line."""
     try:
         cli.main(args=argv, prog_name="dask", standalone_mode=True)
-    except DaskCliError as exc:
-        from dask_cli.output import report_exception
-
-        report_exception(exc)
-        sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
-        if os.environ.get("DASK_CLI_TRACEBACK"):
+        if _wants_traceback():
             raise
         from dask_cli.output import report_error
 
-        report_error(
-            f"{type(exc).__name__}: {exc}",
-            hint="Set DASK_CLI_TRACEBACK=1 to see the full traceback.",
-        )
-        sys.exit(1)
+        message, hint = describe_failure(exc)
+        report_error(message, hint=hint)
+        sys.exit(exc.exit_code if isinstance(exc, DaskCliError) else 1)
+
+
+TRACEBACK_HINT = "Run with --traceback (or set cli.traceback: true) for the full traceback."
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str | None]:
+    """One line for ``exc`` with its root cause, and a hint.
+
+    ``RuntimeError("Scheduler failed to start.")`` raised from ``OSError(98)`` becomes
+    ``Scheduler failed to start: [Errno 98] Address already in use``: the cause is
+    what the user can act on."""
+    if isinstance(exc, DaskCliError):
+        return exc.message, exc.hint
+    chain = [exc]
+    while len(chain) < 10:
+        cause = chain[-1].__cause__ or chain[-1].__context__
+        if cause is None or cause in chain:
+            break
+        chain.append(cause)
+    root = chain[-1]
+    if isinstance(root, DaskCliError):
+        return root.message, root.hint
+    if root is exc:
+        message = _one_line(exc)
+    else:  # what failed, in its own words, then why
+        top = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else ""
+        message = f"{top}: {_one_line(root)}" if top else _one_line(root)
+    hint = TRACEBACK_HINT
+    if isinstance(root, OSError) and root.errno == errno.EADDRINUSE:
+        hint = "Another process uses that port: choose another, or 0 for a random one."
+    return message, hint
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return text  # "[Errno 98] Address already in use" says what it is
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _wants_traceback() -> bool:
+    if _show_traceback:
+        return True
+    try:
+        from dask_cli import config
+
+        return bool(config.get("traceback", False))
+    except Exception:  # noqa: BLE001 - a broken config must not hide the failure
+        return False

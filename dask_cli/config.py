@@ -49,6 +49,30 @@ def get(key: str, default: object = None) -> object:
     return dask.config.get(f"cli.{key}", default=default)
 
 
+def duration(key: str, default: object = None) -> float | None:
+    """The config value ``cli.KEY`` in seconds (dask time strings allowed); None stays None.
+
+    A value that is not a duration is an error naming the key and its environment
+    variable, not dask's ``KeyError`` listing every unit it knows."""
+    from dask.utils import parse_timedelta
+
+    value = get(key, default)
+    if value is None:
+        return None
+    try:
+        seconds = parse_timedelta(value, default="seconds")
+    except (KeyError, ValueError, TypeError):
+        seconds = -1
+    if seconds is None or seconds <= 0:
+        variable = "DASK_CLI__" + key.replace(".", "__").replace("-", "_").upper()
+        raise DaskCliError(
+            f"Config value cli.{key} = {value!r} is not a duration",
+            hint=f"Set it to seconds or a time string like 10s in your dask config "
+            f"or with {variable}.",
+        )
+    return float(seconds)
+
+
 def scheduler_address(address: str | None = None, scheduler_file: str | None = None) -> str:
     """The scheduler to talk to: ``--scheduler``, else ``--scheduler-file``, else dask's
     ``scheduler-address`` config (``DASK_SCHEDULER_ADDRESS``)."""

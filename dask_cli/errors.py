@@ -30,3 +30,14 @@ class WorkerNotFound(DaskCliError):
 
 class ConnectionFailed(DaskCliError):
     """A scheduler or shell service could not be reached, or refused us."""
+
+
+class RemoteError(DaskCliError):
+    """The other end answered, with an error: a request it could not serve (no such
+    handler, a worker that is not kept alive), or code that raised there.
+
+    ``traceback`` is the text formatted on the remote side, when code raised."""
+
+    def __init__(self, message: str, hint: str | None = None, traceback: str | None = None):
+        super().__init__(message, hint)
+        self.traceback = traceback

@@ -8,6 +8,7 @@ default subcommand so that ``dask worker tcp://host:8786`` keeps meaning
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -81,6 +82,22 @@ class LazyGroup(click.Group):
         items.extend(click.Command.shell_complete(self, ctx, incomplete))
         return items
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            suggestion = self.suggest(ctx, click.utils.make_str(args[0])) if args else None
+            if suggestion is None or "No such command" not in exc.message:
+                raise
+            raise click.UsageError(f"{exc.message} Did you mean {suggestion!r}?", ctx) from None
+
+    def suggest(self, ctx: click.Context, word: str, cutoff: float = 0.6) -> str | None:
+        """The subcommand ``word`` was probably meant to be (``worekr`` -> ``worker``)."""
+        matches = difflib.get_close_matches(word, self.list_commands(ctx), n=1, cutoff=cutoff)
+        return matches[0] if matches else None
+
     def _load(self, cmd_name: str) -> click.Command:
         module_name, attribute = self.lazy_subcommands[cmd_name].import_path.split(":")
         command = getattr(importlib.import_module(module_name), attribute)
@@ -110,5 +127,18 @@ class DefaultLazyGroup(LazyGroup):
             # descend into the default command.
             return super().parse_args(ctx, args)
         if not args or (args[0] not in help_names and args[0] not in self.list_commands(ctx)):
+            if args and not ctx.resilient_parsing:
+                self._refuse_misspelling(ctx, args[0])
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def _refuse_misspelling(self, ctx: click.Context, word: str) -> None:
+        """``dask worker lsit`` is a typo, not a scheduler named "lsit": say so.
+
+        Only plain words very close to a subcommand count; anything with ``:``, ``.``
+        or ``/`` (an address, a host name) goes to the default command."""
+        if word.startswith("-") or any(c in word for c in ":./"):
+            return
+        suggestion = self.suggest(ctx, word, cutoff=0.75)
+        if suggestion is not None and suggestion != self.default_command:
+            ctx.fail(f"No such command {word!r}. Did you mean {suggestion!r}?")

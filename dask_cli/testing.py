@@ -135,6 +135,36 @@ def run_dask(
     )
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """What an in-process ``dask ARGS`` printed and its exit status."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke_dask(*args: str) -> Invocation:
+    """Run ``dask ARGS...`` in this process, through the same entry point as the console
+    script (error path included), capturing its output: a real command without the
+    second or so a new interpreter costs. Use :func:`run_dask` for what needs a
+    process of its own (signals, terminals, environment variables read at import)."""
+    import io
+
+    from dask_cli.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: object = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+    if code is None:
+        code = 0
+    return Invocation(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+
+
 # Start-up must stay fast: these may load only when a command really needs them.
 HEAVY_MODULES = ("distributed", "ptpython", "prompt_toolkit", "asyncssh", "textual")
 

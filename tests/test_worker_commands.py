@@ -4,11 +4,19 @@ real `dask scheduler` / `dask worker` processes on 127.0.0.1, the CLI as a user 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 
-from dask_cli.testing import LOCALHOST, dask_command, probe_imports, process_cluster, run_dask
+from dask_cli.testing import (
+    LOCALHOST,
+    dask_command,
+    invoke_dask,
+    probe_imports,
+    process_cluster,
+    run_dask,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,6 +34,10 @@ def client(cluster):
 
     with Client(cluster.scheduler_address, timeout=30) as c:
         yield c
+
+
+def scheduler_file(cluster) -> tuple[str, ...]:
+    return ("--scheduler-file", cluster.scheduler_file)
 
 
 def dask(cluster, *args, **kwargs):
@@ -115,32 +127,138 @@ def test_list_table_and_json(cluster, client):
     assert all(r["shell_address"].startswith("tcp://127.0.0.1:") for r in records)
     assert {r["status"] for r in records} == {"running"}
     assert records[0]["address"] == address_of(client, "w1")
-    result = dask(cluster, "worker", "list", env={"COLUMNS": "200"})
-    assert result.returncode == 0
-    for word in ("name", "shell address", "w1", "w2", "running"):
-        assert word in result.stdout
+    result = dask(cluster, "worker", "list", env={"COLUMNS": "80"})
+    assert (result.returncode, result.stderr) == (0, "")  # no progress on a pipe
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["name", "address", "status", "threads", "memory", "tasks"] + [
+        "shell",
+        "address",
+    ]
+    assert [row.split() for row in rows] == [
+        [r["name"], r["address"], "running", "1", "-", "0", r["shell_address"]] for r in records
+    ]
 
 
-def test_exec_all_groups_output_and_fails_if_any_raised(cluster):
+@pytest.mark.timeout(120)
+def test_on_a_terminal_progress_and_a_table_that_keeps_addresses_whole(cluster):
+    """On a terminal: a spinner on stderr during a wait longer than half a second, and a
+    table whose title has the right plural and whose addresses are never folded."""
+    import pexpect
+
+    argv = dask_command(*scheduler_file(cluster), "worker", "exec", "--all", "-c")
+    code = "import time; time.sleep(2 if worker.name == 'w2' else 0); print('ok')"
+    child = pexpect.spawn(argv[0], [*argv[1:], code], dimensions=(24, 60), encoding="utf-8")
+    try:
+        child.expect(r"Running on 2 workers: 1 done", timeout=60)
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    argv = dask_command(*scheduler_file(cluster), "worker", "list")
+    child = pexpect.spawn(argv[0], argv[1:], dimensions=(24, 60), encoding="utf-8")
+    child.expect(pexpect.EOF, timeout=60)
+    child.close()
+    text = child.before
+    assert "2 workers" in text
+    for address in re.findall(r"tcp://127\.0\.0\.1:\d+", text):
+        assert len(address) > len("tcp://127.0.0.1:1000")  # whole, port included
+    assert len(re.findall(r"tcp://127\.0\.0\.1:\d{4,5}", text)) == 4
+
+
+def test_exec_streams_prefixed_lines_and_sums_up_failures(cluster):
     code = "print('hello from', worker.name)\nif worker.name == 'w2': raise RuntimeError('bad')"
-    result = dask(cluster, "worker", "exec", "--all", "-c", code)
+    result = invoke_dask(*scheduler_file(cluster), "worker", "exec", "--all", "-c", code)
     assert result.returncode == 1
+    assert sorted(result.stdout.splitlines()) == ["w1 | hello from w1", "w2 | hello from w2"]
+    assert "w2 | RuntimeError: bad" in result.stderr.splitlines()
+    assert result.stderr.splitlines()[-1] == (
+        "Error: 1 of 2 workers failed (w2: RuntimeError: bad)"
+    )
+    result = invoke_dask(*scheduler_file(cluster), "worker", "exec", "w1", "-c", "print(1)")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "w1 | 1\n", "")
+
+
+def test_exec_group_and_json(cluster):
+    code = "import sys; print('out', worker.name); print('err', file=sys.stderr)"
+    result = invoke_dask(
+        *scheduler_file(cluster), "worker", "exec", "w1", "w2", "--group", "-c", code
+    )
+    assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.index("w1 (") < out.index("hello from w1") < out.index("w2 (")
-    assert "hello from w2" in out
-    assert "RuntimeError: bad" in result.stderr
-    result = dask(cluster, "worker", "exec", "w1", "-c", "print(1)")
-    assert result.returncode == 0 and "1\n" in result.stdout
-    result = dask(cluster, "worker", "exec", "-c", "print(1)")
-    assert result.returncode == 1 and "--all" in result.stderr
+    for name in ("w1", "w2"):
+        header = out.index(f"=== {name} (tcp://127.0.0.1:")
+        assert out.index(f"out {name}", header) == out.index("\n", header) + 1
+    assert result.stderr == "err\nerr\n"
+    result = invoke_dask(*scheduler_file(cluster), "worker", "exec", "--all", "--json", "-c", code)
+    records = sorted((json.loads(line) for line in result.stdout.splitlines()), key=str)
+    assert [(r["worker"], r["status"], r["stdout"], r["stderr"]) for r in records] == [
+        ("w1", "ok", "out w1\n", "err\n"),
+        ("w2", "ok", "out w2\n", "err\n"),
+    ]
 
 
-def test_logs(cluster):
-    result = dask(cluster, "worker", "logs", "w1", "-n", "200")
+def test_exec_streams_while_a_slow_worker_still_runs(cluster):
+    """w1's lines arrive while w2 still sleeps: nothing waits for the slowest worker."""
+    from dask_cli.testing import DaskProcess
+
+    code = "import time\nif worker.name == 'w2': time.sleep(8)\nprint('done', flush=True)"
+    process = DaskProcess(
+        dask_command(*scheduler_file(cluster), "worker", "exec", "--all", "-c", code)
+    )
+    try:
+        process.wait_for(r"w1 \| done", 30)
+        assert "w2 | done" not in process.output()
+        process.wait_for(r"w2 \| done", 30)
+        assert process.wait(30) == 0
+    finally:
+        process.close()
+
+
+def test_exec_needs_names_or_all(cluster):
+    for args in ((), ("w1", "--all")):
+        result = invoke_dask(*scheduler_file(cluster), "worker", "exec", *args, "-c", "1")
+        assert result.returncode == 2
+        assert "Name the workers, or pass --all (not both)." in result.stderr
+
+
+def test_logs_stack_json(cluster):
+    result = invoke_dask(*scheduler_file(cluster), "worker", "logs", "w1", "-n", "200")
     assert result.returncode == 0
     assert "Shell at:" in result.stdout
-    result = dask(cluster, "worker", "logs", "w1", "-n", "2")
-    assert len(result.stdout.splitlines()) == 2
+    result = invoke_dask(*scheduler_file(cluster), "worker", "logs", "w1", "-n", "2", "--json")
+    record = json.loads(result.stdout)
+    assert record["worker"] == "w1" and len(record["lines"]) == 2
+    result = invoke_dask(*scheduler_file(cluster), "worker", "stack", "w1", "--json")
+    record = json.loads(result.stdout)
+    assert record["worker"] == "w1" and "(event loop)" in record["stacks"]
+
+
+def test_logs_follow(cluster, client):
+    from dask_cli.testing import DaskProcess
+
+    process = DaskProcess(
+        dask_command(*scheduler_file(cluster), "worker", "logs", "w1", "-f", "-n", "0")
+    )
+    try:
+        time.sleep(1)  # let it connect (a line logged before that is not "new")
+        deadline = time.monotonic() + 30
+        marker = "follow-marker-1"
+        while marker not in process.output():
+            assert time.monotonic() < deadline, process.output()
+            client.run(_log, marker, workers=[address_of(client, "w1")])
+            time.sleep(0.5)
+        assert process.alive()
+    finally:
+        process.send_signal()
+        code = process.wait(10)
+        process.close()
+    assert code == 130
+
+
+def _log(text):
+    import logging
+
+    logging.getLogger("distributed.worker").info(text)
 
 
 def test_scheduler_shell(cluster):
@@ -190,10 +308,78 @@ def test_audit_events_reach_the_scheduler(cluster, client):
         raise AssertionError(f"no audit event: {sources}")
 
 
-def test_unreachable_scheduler_is_one_line(tmp_path):
-    result = run_dask("worker", "list", "--scheduler", f"tcp://{LOCALHOST}:1", "--timeout", "2")
+def test_refused_scheduler_is_one_line_at_once():
+    result = run_dask("worker", "list", "--scheduler", f"tcp://{LOCALHOST}:1")
     assert result.returncode == 1
-    assert result.stderr.startswith("Error:") and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"Error: Nothing listens at tcp://{LOCALHOST}:1 (connection refused)",
+        "Hint: Check the address: the scheduler prints it at start-up ('Scheduler at: ...'), "
+        "or pass --scheduler-file FILE.",
+    ]
+    invoke_dask("worker", "shell", f"tcp://{LOCALHOST}:1", "-c", "1")  # imports, warm
+    start = time.monotonic()
+    result = invoke_dask("worker", "shell", f"tcp://{LOCALHOST}:1", "-c", "1", "--timeout", "30")
+    assert time.monotonic() - start < 1.0
+    assert result.returncode == 1
+    assert f"Nothing listens at tcp://{LOCALHOST}:1" in result.stderr
+
+
+def test_silent_scheduler_times_out_after_timeout():
+    import socket
+
+    with socket.socket() as s:
+        s.bind((LOCALHOST, 0))
+        s.listen(8)
+        address = f"tcp://{LOCALHOST}:{s.getsockname()[1]}"
+        result = invoke_dask("worker", "list", "--scheduler", address, "--timeout", "500ms")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {address} accepted the connection but sent nothing for 0.5 s "
+        "(is the scheduler frozen?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("worker", "list", "--scheduler", "tcp://"), "'tcp://' is not an address: no host"),
+        (("worker", "list", "--scheduler", "foo:bar"), "port 'bar' is not a number"),
+        (("worker", "list", "--scheduler", "http://x"), "unknown protocol 'http'"),
+        (("worker", "shell", "http://x", "-c", "1"), "Invalid value for 'NAME|ADDRESS'"),
+        (("worker", "stack", "tcp://h"), "'tcp://h' is not an address: no port"),
+        (("worker", "list", "--timeout", "abc"), "Invalid value for '--timeout': 'abc' is not"),
+        (("worker", "logs", "w1", "--timeout", "0"), "'0' must be longer than 0 s"),
+        (("worker", "start", "--keepalive-timeout", "soon"), "'--keepalive-timeout': 'soon'"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else None,
+)
+def test_bad_values_are_usage_errors_naming_the_option(args, message):
+    result = invoke_dask(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_time_strings_and_bad_config_values(cluster, monkeypatch):
+    result = invoke_dask(*scheduler_file(cluster), "worker", "list", "--json", "--timeout", "5s")
+    assert result.returncode == 0, result.stderr
+    result = run_dask(
+        *scheduler_file(cluster), "worker", "list", env={"DASK_CLI__CLIENT__TIMEOUT": "abc"}
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: Config value cli.client.timeout = 'abc' is not a duration",
+        "Hint: Set it to seconds or a time string like 10s in your dask config or with "
+        "DASK_CLI__CLIENT__TIMEOUT.",
+    ]
+
+
+def test_release_of_a_running_worker_is_one_message_with_a_hint(cluster):
+    result = invoke_dask(*scheduler_file(cluster), "worker", "release", "w1")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Error: Worker 'w1' is not kept alive"
+    assert lines[1].startswith("Hint: Only a kept-alive worker waits to be released")
+    assert len(lines) == 2
 
 
 def test_no_shell_worker_has_no_service(cluster):

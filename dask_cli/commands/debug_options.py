@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from dask_cli.commands.param_types import DURATION
 from dask_cli.errors import DaskCliError
 
 DEBUG_PRELOAD = "dask_cli.debug"
@@ -40,6 +41,7 @@ KEEPALIVE_OPTIONS = [
     ),
     click.Option(
         ["--keepalive-timeout"],
+        type=DURATION,
         default=None,
         help="Exit a kept-alive worker after this duration, like '10 minutes' [default: never].",
     ),
@@ -50,7 +52,7 @@ def debug_settings(
     shell: bool | None = None,
     shell_port: str | None = None,
     keepalive: bool | None = None,
-    keepalive_timeout: str | None = None,
+    keepalive_timeout: float | None = None,
 ) -> dict[str, Any]:
     """The dask config entries that given flags set (flags left unset keep config)."""
     settings: dict[str, Any] = {}

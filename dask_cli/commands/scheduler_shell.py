@@ -22,8 +22,13 @@ def shell(ctx: click.Context, settings, script: str | None, code: str | None) ->
     """
     import asyncio  # here, not at the top: `--help` must not pay for asyncio
 
-    from dask_cli.debug.client import runner
-    from dask_cli.debug.client.resolve import resolve_scheduler_shell
+    from dask_cli import output
+    from dask_cli.debug.client import api, runner
 
     source = runner.read_source(code, script, sys.stdin)
-    ctx.exit(asyncio.run(runner.shell(settings, lambda: resolve_scheduler_shell(settings), source)))
+
+    async def shell_address() -> str:
+        with output.Spinner("Connecting to the scheduler"):
+            return await api.shell_address(settings, None)
+
+    ctx.exit(asyncio.run(runner.shell(settings, shell_address, source)))

@@ -1,16 +1,24 @@
-"""``dask worker list|exec|stack|logs``: look at running workers from the terminal."""
+"""``dask worker list|exec|stack|logs``: look at running workers from the terminal.
+
+Each command: options -> one call of :mod:`dask_cli.debug.client.api` -> output.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import click
 
 from dask_cli.commands.client_options import client_options
+from dask_cli.commands.param_types import TARGET
 from dask_cli.debug.client.name_completion import complete_worker_name
 
 LIST_COLUMNS = ("name", "address", "status", "threads", "memory", "tasks", "shell address")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+target_argument = click.argument(
+    "target", metavar="NAME|ADDRESS", type=TARGET, shell_complete=complete_worker_name
+)
 
 
 def _memory(limit: int) -> str | None:
@@ -22,15 +30,16 @@ def _memory(limit: int) -> str | None:
 
 
 @click.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option
 @client_options
 def list_workers(settings, as_json: bool) -> None:
     """Table of the cluster's workers: name, address, status, threads, memory, tasks,
     shell address (kept-alive workers that left the cluster included)."""
     from dask_cli import output
-    from dask_cli.debug.client.resolve import list_workers as fetch
+    from dask_cli.debug.client import api
 
-    records = asyncio.run(fetch(settings))
+    with output.Spinner("Asking the scheduler for its workers"):
+        records = asyncio.run(api.list_workers(settings))
     if as_json:
         output.print_json([r.to_msg() for r in records])
         return
@@ -46,74 +55,104 @@ def list_workers(settings, as_json: bool) -> None:
         )
         for r in records
     ]
-    output.print_table(LIST_COLUMNS, rows, title=f"{len(rows)} workers")
+    output.print_table(LIST_COLUMNS, rows, title=output.plural(len(rows), "worker"))
 
 
 @click.command("exec")
-@click.argument("targets", nargs=-1, metavar="[NAME]...", shell_complete=complete_worker_name)
+@click.argument(
+    "targets", nargs=-1, metavar="[NAME]...", type=TARGET, shell_complete=complete_worker_name
+)
 @click.option("--all", "all_workers", is_flag=True, help="Run on every worker.")
 @click.option("-c", "code", required=True, metavar="CODE", help="Code to run on each worker.")
+@click.option(
+    "--group", is_flag=True, help="One block of output per worker instead of prefixed lines."
+)
+@json_option
 @client_options
 @click.pass_context
 def exec_code(
-    ctx: click.Context, settings, targets: tuple[str, ...], all_workers: bool, code: str
+    ctx: click.Context,
+    settings,
+    targets: tuple[str, ...],
+    all_workers: bool,
+    code: str,
+    group: bool,
+    as_json: bool,
 ) -> None:
-    """Run CODE on the named workers (or --all) at once; print each worker's output
-    under a header. Exit status 1 if it raised on any worker."""
+    """Run CODE on the named workers (or --all) at once.
+
+    Each worker's output lines appear as they come, prefixed by its name; a summary
+    of the failures comes last. --group prints one block per worker, --json one
+    record per worker. Exit status 1 if the code raised on any worker."""
     from dask_cli import output
-    from dask_cli.debug.client.runner import exec_on_workers
-    from dask_cli.errors import DaskCliError
+    from dask_cli.debug.client import api
 
     if bool(targets) == all_workers:
-        raise DaskCliError(
-            "Name workers or pass --all (not both)", hint="dask worker exec --all -c CODE"
+        raise click.UsageError("Name the workers, or pass --all (not both).", ctx)
+    view = output.ExecView("json" if as_json else "group" if group else "stream")
+    try:
+        outcomes = asyncio.run(
+            api.exec_on_workers(settings, None if all_workers else list(targets), code, view)
         )
-    outcomes = asyncio.run(exec_on_workers(settings, None if all_workers else list(targets), code))
-    for outcome in outcomes:
-        status = outcome.error or outcome.status
-        output.print_header(f"=== {outcome.name} ({outcome.address}): {status}", outcome.failed)
-        for stream, text in outcome.chunks:
-            (sys.stderr if stream == "stderr" else sys.stdout).write(text)
-        if outcome.traceback:
-            sys.stderr.write(outcome.traceback)
-        sys.stdout.flush()
-        sys.stderr.flush()
+    finally:
+        view.close()
     ctx.exit(1 if any(o.failed for o in outcomes) else 0)
 
 
-async def _request(settings, target: str, what: str, n: int = 0):
-    from dask_cli.debug.client.connection import ShellConnection
-    from dask_cli.debug.client.resolve import resolve_worker
-
-    record = await resolve_worker(settings, target)
-    conn = await ShellConnection.open(
-        record.shell_address or "", settings.security(), settings.connect_timeout()
-    )
-    try:
-        return await (conn.stacks() if what == "stacks" else conn.logs(n))
-    finally:
-        await conn.close()
-
-
 @click.command()
-@click.argument("target", metavar="NAME|ADDRESS", shell_complete=complete_worker_name)
+@target_argument
+@json_option
 @client_options
-def stack(settings, target: str) -> None:
+def stack(settings, target: str, as_json: bool) -> None:
     """Stack of every thread in the worker, marking the threads that run tasks.
 
     Answers while the worker's event loop is blocked (the shell service has its own
     thread)."""
-    text = asyncio.run(_request(settings, target, "stacks"))
-    click.echo(text)
+    from dask_cli import output
+    from dask_cli.debug.client import api
+
+    with output.Spinner(f"Connecting to {target}"):
+        found = asyncio.run(api.stacks(settings, target))
+    if as_json:
+        output.print_json(found.to_dict())
+    else:
+        output.print_lines([found.text])
 
 
 @click.command()
-@click.argument("target", metavar="NAME|ADDRESS", shell_complete=complete_worker_name)
+@target_argument
 @click.option(
-    "-n", "n", type=click.IntRange(min=1), default=100, show_default=True, help="Number of lines."
+    "-n", "n", type=click.IntRange(min=0), default=100, show_default=True, help="Number of lines."
 )
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they are logged.")
+@json_option
 @client_options
-def logs(settings, target: str, n: int) -> None:
-    """The worker's recent log lines (distributed keeps the last ones in memory)."""
-    lines = asyncio.run(_request(settings, target, "logs", n))
-    click.echo("\n".join(lines))
+def logs(settings, target: str, n: int, follow: bool, as_json: bool) -> None:
+    """The worker's recent log lines (distributed keeps the last ones in memory).
+
+    With -f, keep printing new lines until Ctrl-C. With --json: one record, or with
+    -f one record per line."""
+    from dask_cli import output
+    from dask_cli.debug.client import api
+
+    if not follow:
+        with output.Spinner(f"Connecting to {target}"):
+            found = asyncio.run(api.logs(settings, target, n))
+        if as_json:
+            output.print_json(found.to_dict())
+        else:
+            output.print_lines(found.lines)
+        return
+
+    async def follow_lines() -> None:
+        async for who, lines in api.follow_logs(settings, target, n):
+            if as_json:
+                for line in lines:
+                    output.print_json_line({"worker": who.name, "line": line})
+            else:
+                output.print_lines(lines)
+
+    try:
+        asyncio.run(follow_lines())
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # Ctrl-C ends a follow, as with `tail -f`

@@ -7,11 +7,12 @@ import sys
 import click
 
 from dask_cli.commands.client_options import client_options
+from dask_cli.commands.param_types import TARGET
 from dask_cli.debug.client.name_completion import complete_worker_name
 
 
 @click.command()
-@click.argument("target", metavar="NAME|ADDRESS", shell_complete=complete_worker_name)
+@click.argument("target", metavar="NAME|ADDRESS", type=TARGET, shell_complete=complete_worker_name)
 @click.argument("script", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-c", "code", metavar="CODE", help="Run CODE and exit (no REPL).")
 @client_options
@@ -27,12 +28,13 @@ def shell(ctx: click.Context, settings, target: str, script: str | None, code: s
     """
     import asyncio  # here, not at the top: `--help` must not pay for asyncio
 
-    from dask_cli.debug.client import runner
-    from dask_cli.debug.client.resolve import resolve_worker
+    from dask_cli import output
+    from dask_cli.debug.client import api, runner
 
     source = runner.read_source(code, script, sys.stdin)
 
     async def shell_address() -> str:
-        return (await resolve_worker(settings, target)).shell_address or ""
+        with output.Spinner(f"Connecting to {target}"):
+            return await api.shell_address(settings, target)
 
     ctx.exit(asyncio.run(runner.shell(settings, shell_address, source)))

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dask_cli.debug import protocol
+from dask_cli.debug.client.connect import classify, close_comm, connect_comm
 from dask_cli.debug.protocol import Completion, Result, WorkerRecord
-from dask_cli.errors import ConnectionFailed
+from dask_cli.errors import ConnectionFailed, RemoteError
 
 OnOutput = Callable[[str, str], None]
 OnInput = Callable[[str], Awaitable["str | None"]]
@@ -38,61 +39,6 @@ class _Pending:
     on_input: OnInput | None = None
     is_eval: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-
-
-def describe_connect_error(
-    address: str, exc: BaseException, timeout: float | None = None, what: str = "worker"
-) -> ConnectionFailed:
-    """One line for why a connection failed, with what to try (TLS refusals included).
-
-    ``timeout`` (the bound that was exceeded) and ``what`` (``worker``, ``scheduler``)
-    make a timeout say how long we waited and for whom."""
-    import ssl
-
-    chain = []
-    seen: BaseException | None = exc
-    while seen is not None and len(chain) < 10:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    texts = " ".join(str(e) for e in chain).lower()
-    root = chain[-1]
-    detail = str(root) or type(root).__name__
-    tls_hint = "Pass --tls-ca-file, --tls-cert and --tls-key signed by the cluster's CA."
-    if any(isinstance(e, ssl.SSLError) for e in chain) or "certificate" in texts or "ssl" in texts:
-        if "ssl_context" in texts:
-            return ConnectionFailed(
-                f"{address} requires TLS and no certificates were given", hint=tls_hint
-            )
-        return ConnectionFailed(f"TLS connection to {address} refused: {detail}", hint=tls_hint)
-    if any(isinstance(e, (asyncio.TimeoutError, TimeoutError)) for e in chain) or (
-        "timed out" in texts
-    ):
-        waited = f" after {timeout:g} s" if timeout is not None else ""
-        return ConnectionFailed(
-            f"Timed out{waited} connecting to {address} (is the {what} frozen or unreachable?)",
-            hint="Is it running and reachable? Raise the wait with --timeout.",
-        )
-    return ConnectionFailed(f"Cannot connect to {address}: {detail}")
-
-
-async def connect_comm(
-    address: str, security: Any = None, timeout: float = 10, what: str = "worker"
-) -> Any:
-    """``distributed.comm.connect`` bounded by ``timeout`` as a whole.
-
-    distributed bounds only the TCP connect: it reads the handshake reply with no
-    timeout, and a frozen peer's kernel still accepts connections, so without this
-    bound a paused worker hangs the client forever. Failures become ``ConnectionFailed``.
-    """
-    from distributed.comm import connect
-
-    args = security.get_connection_args("client") if security is not None else {}
-    try:
-        return await asyncio.wait_for(
-            connect(address, timeout=timeout, deserialize=False, **args), timeout
-        )
-    except Exception as exc:
-        raise describe_connect_error(address, exc, timeout, what) from None
 
 
 class ShellConnection:
@@ -150,10 +96,16 @@ class ShellConnection:
                 await comm.write(_then[0].to_msg())
             reply = await asyncio.wait_for(comm.read(), timeout)
             welcome = protocol.parse_service_message(reply)
+        except protocol.ProtocolError:
+            await close_comm(comm)
+            raise ConnectionFailed(
+                f"{shell_address} is not a dask-cli shell service",
+                hint="Give a worker's name, address or shell address (see `dask worker list`).",
+            ) from None
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await comm.close()
-            raise describe_connect_error(shell_address, exc, timeout) from None
+            raise classify(shell_address, exc, timeout, "process", "handshake") from None
         if isinstance(welcome, protocol.Error):
             await comm.close()
             raise ConnectionFailed(f"{shell_address} refused the session: {welcome.message}")
@@ -238,9 +190,6 @@ class ShellConnection:
     async def logs(self, n: int = 100) -> list[str]:
         return list(self._data(await self.request(protocol.Logs(id=0, n=n))))
 
-    async def info(self) -> WorkerRecord:
-        return WorkerRecord.from_msg(self._data(await self.request(protocol.Info(id=0))))
-
     async def request(self, msg: protocol.Request) -> Result:
         """Send any request (its ``id`` is assigned here) and wait for its result."""
         msg.id = next(self._ids)
@@ -249,9 +198,9 @@ class ShellConnection:
     @staticmethod
     def _data(result: Result) -> Any:
         if result.status != "ok":
-            raise ConnectionFailed(
-                result.error or result.traceback or f"request failed ({result.status})",
-                hint=result.hint,
+            text = (result.traceback or f"request failed ({result.status})").strip()
+            raise RemoteError(
+                result.error or text.splitlines()[-1], hint=result.hint, traceback=result.traceback
             )
         return result.data
 
@@ -264,13 +213,7 @@ class ShellConnection:
         self._reader.cancel()
         with contextlib.suppress(BaseException):
             await self._reader
-        try:
-            # distributed's close first flushes pending writes: a frozen peer that
-            # stopped reading would hold it forever.
-            await asyncio.wait_for(self.comm.close(), 2)
-        except Exception:
-            with contextlib.suppress(Exception):
-                self.comm.abort()
+        await close_comm(self.comm)
         self._fail_all(self._closed)
 
     async def __aenter__(self) -> ShellConnection:

@@ -1,8 +1,9 @@
 """Live worker names for the shell's Tab completion of ``dask worker shell NAME``.
 
 click calls ``complete_worker_name`` when the user presses Tab in bash/zsh/fish
-(with ``_DASK_COMPLETE`` set). It asks the scheduler for its workers and returns
-the names that start with what was typed. A completion must never print an error
+(with ``_DASK_COMPLETE`` set). It asks the scheduler for its workers (the same
+``list_workers`` as ``dask worker list``) and returns the names that start with
+what was typed. A completion must never print an error
 or hang the user's shell: any failure (no scheduler configured, scheduler down,
 TLS refused) gives no completions, and the whole question is bounded by a short
 timeout.
@@ -31,42 +32,22 @@ def complete_worker_name(ctx: Any, param: Any, incomplete: str) -> list[str]:
     import asyncio  # here, not at the top: `--help` must not pay for asyncio
 
     try:
+        from dask_cli.debug.client.resolve import list_workers
         from dask_cli.debug.client.settings import ClientSettings
 
         params = getattr(ctx, "params", None) or {}
         known = ClientSettings.__dataclass_fields__
         settings = ClientSettings(**{k: v for k, v in params.items() if k in known})
-        settings.timeout = None
-        names, addresses = asyncio.run(
-            worker_names(settings.scheduler_address(), NAME_COMPLETION_TIMEOUT, settings.security())
+        settings.timeout = NAME_COMPLETION_TIMEOUT
+        records = asyncio.run(
+            asyncio.wait_for(
+                list_workers(settings, NAME_COMPLETION_TIMEOUT), NAME_COMPLETION_TIMEOUT
+            )
         )
     except Exception:  # completion must never break the user's shell
         return []
-    candidates = addresses if "://" in incomplete else names
+    if "://" in incomplete:
+        candidates = {r.address for r in records}
+    else:
+        candidates = {r.name for r in records}
     return sorted(c for c in candidates if c.startswith(incomplete))
-
-
-async def worker_names(
-    address: str, timeout: float, security: Any = None
-) -> tuple[list[str], list[str]]:
-    """(names, addresses) of the workers the scheduler at ``address`` knows now.
-
-    Uses distributed's own ``identity`` handler over its comm layer (TLS from
-    ``security``, default: dask's config), so it works on any cluster, with or
-    without the dask-cli plugins.
-    """
-    import asyncio
-
-    from distributed.core import rpc
-    from distributed.security import Security
-
-    connection_args = (security or Security()).get_connection_args("client")
-
-    async def ask() -> dict:
-        async with rpc(address, timeout=timeout, connection_args=connection_args) as scheduler:
-            return await scheduler.identity()
-
-    identity = await asyncio.wait_for(ask(), timeout)
-    workers = identity.get("workers", {}) or {}
-    names = sorted({str(info.get("name", addr)) for addr, info in workers.items()})
-    return names, sorted(workers)

@@ -32,7 +32,7 @@ from ptpython.repl import PythonRepl, run_config
 
 from dask_cli.debug import protocol
 from dask_cli.debug.client.completer import RemoteCompleter
-from dask_cli.errors import ConnectionFailed, DaskCliError
+from dask_cli.errors import ConnectionFailed, DaskCliError, RemoteError
 
 if TYPE_CHECKING:
     from prompt_toolkit.document import Document
@@ -54,14 +54,6 @@ class RemoteValue:
 
     def __repr__(self) -> str:
         return self.text
-
-
-class RemoteError(Exception):
-    """The remote code raised; ``traceback`` is the text formatted on the worker."""
-
-    def __init__(self, traceback: str):
-        super().__init__(traceback)
-        self.traceback = traceback
 
 
 class RemoteRepl(PythonRepl):
@@ -127,7 +119,7 @@ class RemoteRepl(PythonRepl):
         if status == "error":
             error = getattr(result, "error", None)
             text = getattr(result, "traceback", None) or (f"{error}\n" if error else None)
-            raise RemoteError(text or "(no traceback)\n")
+            raise RemoteError("the code raised", traceback=text or "(no traceback)\n")
         if status == "interrupted":
             self._print_interrupted()
             return None
@@ -219,7 +211,8 @@ class RemoteRepl(PythonRepl):
         from prompt_toolkit.styles.pygments import pygments_token_to_classname
         from pygments.lexers import PythonTracebackLexer
 
-        text = e.traceback if e.traceback.endswith("\n") else e.traceback + "\n"
+        text = e.traceback or e.message
+        text = text if text.endswith("\n") else text + "\n"
         if self.enable_syntax_highlighting:
             fragments = [
                 ("class:" + pygments_token_to_classname(token), part)

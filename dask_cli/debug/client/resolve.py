@@ -8,25 +8,20 @@ scheduler died.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from dask_cli.debug import protocol
-from dask_cli.debug.client.connection import connect_comm, describe_connect_error
+from dask_cli.debug.client.connect import classify, close_comm, connect_comm
 from dask_cli.debug.client.settings import ClientSettings
 from dask_cli.debug.names import build_records, resolve
 from dask_cli.debug.protocol import WorkerRecord
-from dask_cli.errors import ConnectionFailed, DaskCliError, WorkerNotFound
+from dask_cli.errors import ConnectionFailed, DaskCliError, RemoteError, WorkerNotFound
 
 # With an address to fall back on, wait at most this long for the scheduler.
 SCHEDULER_WAIT_FOR_ADDRESS = 2.0
 
 
-class RemoteError(Exception):
-    """The server answered, with an error (e.g. it has no such handler)."""
-
-
-async def _scheduler_call(
+async def call(
     settings: ClientSettings,
     address: str,
     op: str,
@@ -49,14 +44,11 @@ async def _scheduler_call(
             send_recv(comm, op=op, serializers=("msgpack",), **kwargs), timeout
         )
     except (OSError, asyncio.TimeoutError) as exc:
-        raise describe_connect_error(address, exc, timeout, what) from None
+        raise classify(address, exc, timeout, what, "handshake") from None
     except Exception as exc:
         raise RemoteError(str(exc)) from exc
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(comm.close(), 2)
-        if not comm.closed():
-            comm.abort()
+        await close_comm(comm)
 
 
 async def list_workers(
@@ -65,15 +57,15 @@ async def list_workers(
     """Every worker the scheduler knows (and kept-alive ones that left it)."""
     address = settings.scheduler_address()
     try:
-        records = await _scheduler_call(settings, address, protocol.WORKERS_HANDLER, timeout)
+        records = await call(settings, address, protocol.WORKERS_HANDLER, timeout)
     except RemoteError:
         records = None
     if isinstance(records, (list, tuple)):
         return [WorkerRecord.from_msg(r) for r in records if isinstance(r, dict)]
     # A scheduler without our plugin (it answers None to an unknown handler):
     # compute the same records here.
-    identity = await _scheduler_call(settings, address, "identity", timeout)
-    metadata = await _scheduler_call(
+    identity = await call(settings, address, "identity", timeout)
+    metadata = await call(
         settings,
         address,
         "get_metadata",
@@ -141,9 +133,7 @@ async def _resolve_direct(
     """``query`` is an address: a worker's (ask its shell address) or a shell's."""
     address = query if "://" in query else _default_scheme(settings) + query
     try:
-        shell = await _scheduler_call(
-            settings, address, protocol.SHELL_ADDRESS_HANDLER, what="worker"
-        )
+        shell = await call(settings, address, protocol.SHELL_ADDRESS_HANDLER, what="worker")
     except RemoteError:
         shell = None
     except ConnectionFailed as exc:
@@ -169,7 +159,7 @@ async def resolve_scheduler_shell(settings: ClientSettings) -> str:
     """The scheduler's shell address (its ``SHELL_ADDRESS_HANDLER``)."""
     address = settings.scheduler_address()
     try:
-        shell = await _scheduler_call(settings, address, protocol.SHELL_ADDRESS_HANDLER)
+        shell = await call(settings, address, protocol.SHELL_ADDRESS_HANDLER)
     except RemoteError:
         shell = None
     if not isinstance(shell, str) or not shell:

@@ -1,6 +1,6 @@
-"""Non-interactive runs: ``-c CODE``, a script, or code on stdin; and ``exec`` on many
-workers at once. Output streams to our stdout/stderr as the remote code produces it;
-the exit status is 1 when the code raised."""
+"""Non-interactive runs: ``-c CODE``, a script, or code on stdin. Output streams to
+our stdout/stderr as the remote code produces it; the exit status is 1 when the code
+raised."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dask_cli.debug.client.connection import ShellConnection
@@ -139,68 +138,6 @@ async def run_source(
             stderr.write("KeyboardInterrupt\n")
         stderr.flush()
     return exit_status(result)
-
-
-@dataclass
-class ExecOutcome:
-    """What one worker did with ``dask worker exec``: its output, in order, and status."""
-
-    name: str
-    address: str
-    chunks: list[tuple[str, str]] = field(default_factory=list)
-    status: str = "ok"
-    traceback: str | None = None
-    error: str | None = None  # could not connect / resolve
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None or self.status not in ("ok", "exit")
-
-
-async def exec_on_workers(
-    settings: ClientSettings, queries: list[str] | None, source: str
-) -> list[ExecOutcome]:
-    """Run ``source`` on the named workers (None: all) concurrently; output per worker."""
-    from dask_cli.debug.client.resolve import list_workers
-    from dask_cli.debug.names import resolve
-
-    records = await list_workers(settings)
-    if queries is None:
-        targets = [r for r in records if r.shell_address]
-        if not targets:
-            raise DaskCliError("No worker with a shell service", hint="See `dask worker list`.")
-    else:
-        targets = [resolve(records, q) for q in queries]
-        targets = list({r.address: r for r in targets}.values())
-
-    security = settings.security()  # once, not per worker
-    timeout = settings.connect_timeout()
-
-    async def one(record: Any) -> ExecOutcome:
-        outcome = ExecOutcome(record.name, record.address)
-        if not record.shell_address:
-            outcome.error = "no shell service"
-            return outcome
-        try:
-            conn, result = await ShellConnection.open_and_eval(
-                record.shell_address,
-                source,
-                security,
-                timeout,
-                mode="exec",
-                on_output=lambda stream, text: outcome.chunks.append((stream, text)),
-                filename="<exec>",
-            )
-        except DaskCliError as exc:
-            outcome.error = exc.message
-            return outcome
-        outcome.status = result.status
-        outcome.traceback = result.traceback
-        outcome.error = result.error
-        await conn.close()
-        return outcome
-
-    return list(await asyncio.gather(*(one(r) for r in targets)))
 
 
 def read_source(code: str | None, script: str | None, stdin: TextIO) -> tuple[str, str] | None:

@@ -59,8 +59,6 @@ class ClientSettings:
         """Seconds to wait for a connection or a resolution (``--timeout``)."""
         if self.timeout is not None:
             return float(self.timeout)
-        from dask.utils import parse_timedelta
-
         from dask_cli import config
 
-        return float(parse_timedelta(config.get("client.timeout", "10s")) or 10)
+        return config.duration("client.timeout", "10s") or 10.0
