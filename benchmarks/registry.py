@@ -1,6 +1,6 @@
-"""Name resolution and ``dask worker list`` with 200 workers registered.
+"""Name resolution and ``dask worker list`` with 200 and 1,000 workers registered.
 
-200 in-process workers with their shell services (:mod:`benchmarks._host`), and a
+In-process workers with their shell services (:mod:`benchmarks._host`), and a
 scheduler with our registry plugin. Anchors, same scheduler, same run:
 
 - resolving a name (``resolve_worker``: the ``dask_cli_workers`` request and the
@@ -20,8 +20,8 @@ from benchmarks import Result, Settings, median_times
 from benchmarks._common import InProcessHost, median_times_async, run_async, run_process
 from benchmarks.startup import dask_cli_argv
 
-WORKERS = 200
-QUICK_WORKERS = 50  # starting 200 in-process workers alone takes ~a minute on 2 busy cores
+SIZES = (200, 1000)
+QUICK_SIZES = (50,)  # starting 200 in-process workers alone takes ~a minute on 2 busy cores
 IN_PROCESS_TARGET = 1.5
 PROCESS_TARGET = 0.9
 
@@ -48,7 +48,7 @@ async def _in_process(address: str, n: int, settings: Settings) -> dict[str, flo
     async def resolve() -> None:
         record = await resolve_worker(client_settings, "w42")
         if record.name != "w42" or not record.shell_address:
-            raise RuntimeError(f"resolved w150 to {record}")
+            raise RuntimeError(f"resolved w42 to {record}")
 
     async def listing() -> None:
         records = await list_workers(client_settings)
@@ -68,10 +68,16 @@ async def _in_process(address: str, n: int, settings: Settings) -> dict[str, flo
         await scheduler.close_rpc()
 
 
-def two_hundred_workers(settings: Settings) -> list[Result]:
-    """Resolution and listing against 200 registered workers (``--quick``: 50)."""
-    n = QUICK_WORKERS if settings.quick else WORKERS
-    with InProcessHost(n) as host:
+def listing(settings: Settings) -> list[Result]:
+    """Resolution and listing against 200 and 1,000 registered workers (``--quick``: 50)."""
+    results: list[Result] = []
+    for n in QUICK_SIZES if settings.quick else SIZES:
+        results.extend(_at(n, settings))
+    return results
+
+
+def _at(n: int, settings: Settings) -> list[Result]:
+    with InProcessHost(n, timeout=900) as host:
         medians = run_async(_in_process(host.address, n, settings))
         assert isinstance(medians, dict)
         ours = [*dask_cli_argv(), "worker", "list", "--scheduler", host.address]
@@ -103,4 +109,4 @@ def two_hundred_workers(settings: Settings) -> list[Result]:
     ]
 
 
-BENCHMARKS = [two_hundred_workers]
+BENCHMARKS = [listing]

@@ -36,8 +36,13 @@ def client(cluster):
         yield c
 
 
-def scheduler_file(cluster) -> tuple[str, ...]:
-    return ("--scheduler-file", cluster.scheduler_file)
+def invoke(cluster, *args):
+    """``dask ARGS... --scheduler-file FILE`` in this process."""
+    return invoke_dask(*args, "--scheduler-file", cluster.scheduler_file)
+
+
+def dask_command_for(cluster, *args):
+    return dask_command(*args, "--scheduler-file", cluster.scheduler_file)
 
 
 def dask(cluster, *args, **kwargs):
@@ -145,16 +150,16 @@ def test_on_a_terminal_progress_and_a_table_that_keeps_addresses_whole(cluster):
     table whose title has the right plural and whose addresses are never folded."""
     import pexpect
 
-    argv = dask_command(*scheduler_file(cluster), "worker", "exec", "--all", "-c")
     code = "import time; time.sleep(2 if worker.name == 'w2' else 0); print('ok')"
-    child = pexpect.spawn(argv[0], [*argv[1:], code], dimensions=(24, 60), encoding="utf-8")
+    argv = dask_command_for(cluster, "worker", "exec", "--all", "-c", code)
+    child = pexpect.spawn(argv[0], argv[1:], dimensions=(24, 60), encoding="utf-8")
     try:
         child.expect(r"Running on 2 workers: 1 done", timeout=60)
         child.expect(pexpect.EOF, timeout=60)
     finally:
         child.close()
     assert child.exitstatus == 0
-    argv = dask_command(*scheduler_file(cluster), "worker", "list")
+    argv = dask_command_for(cluster, "worker", "list")
     child = pexpect.spawn(argv[0], argv[1:], dimensions=(24, 60), encoding="utf-8")
     child.expect(pexpect.EOF, timeout=60)
     child.close()
@@ -167,29 +172,27 @@ def test_on_a_terminal_progress_and_a_table_that_keeps_addresses_whole(cluster):
 
 def test_exec_streams_prefixed_lines_and_sums_up_failures(cluster):
     code = "print('hello from', worker.name)\nif worker.name == 'w2': raise RuntimeError('bad')"
-    result = invoke_dask(*scheduler_file(cluster), "worker", "exec", "--all", "-c", code)
+    result = invoke(cluster, "worker", "exec", "--all", "-c", code)
     assert result.returncode == 1
     assert sorted(result.stdout.splitlines()) == ["w1 | hello from w1", "w2 | hello from w2"]
     assert "w2 | RuntimeError: bad" in result.stderr.splitlines()
     assert result.stderr.splitlines()[-1] == (
         "Error: 1 of 2 workers failed (w2: RuntimeError: bad)"
     )
-    result = invoke_dask(*scheduler_file(cluster), "worker", "exec", "w1", "-c", "print(1)")
+    result = invoke(cluster, "worker", "exec", "w1", "-c", "print(1)")
     assert (result.returncode, result.stdout, result.stderr) == (0, "w1 | 1\n", "")
 
 
 def test_exec_group_and_json(cluster):
     code = "import sys; print('out', worker.name); print('err', file=sys.stderr)"
-    result = invoke_dask(
-        *scheduler_file(cluster), "worker", "exec", "w1", "w2", "--group", "-c", code
-    )
+    result = invoke(cluster, "worker", "exec", "w1", "w2", "--group", "-c", code)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for name in ("w1", "w2"):
         header = out.index(f"=== {name} (tcp://127.0.0.1:")
         assert out.index(f"out {name}", header) == out.index("\n", header) + 1
     assert result.stderr == "err\nerr\n"
-    result = invoke_dask(*scheduler_file(cluster), "worker", "exec", "--all", "--json", "-c", code)
+    result = invoke(cluster, "worker", "exec", "--all", "--json", "-c", code)
     records = sorted((json.loads(line) for line in result.stdout.splitlines()), key=str)
     assert [(r["worker"], r["status"], r["stdout"], r["stderr"]) for r in records] == [
         ("w1", "ok", "out w1\n", "err\n"),
@@ -202,9 +205,7 @@ def test_exec_streams_while_a_slow_worker_still_runs(cluster):
     from dask_cli.testing import DaskProcess
 
     code = "import time\nif worker.name == 'w2': time.sleep(8)\nprint('done', flush=True)"
-    process = DaskProcess(
-        dask_command(*scheduler_file(cluster), "worker", "exec", "--all", "-c", code)
-    )
+    process = DaskProcess(dask_command_for(cluster, "worker", "exec", "--all", "-c", code))
     try:
         process.wait_for(r"w1 \| done", 30)
         assert "w2 | done" not in process.output()
@@ -214,21 +215,55 @@ def test_exec_streams_while_a_slow_worker_still_runs(cluster):
         process.close()
 
 
+def test_exec_on_a_worker_with_a_blocked_loop_fails_it_alone_and_never_late(
+    cluster, client, tmp_path
+):
+    """Through the scheduler, a worker whose event loop is blocked cannot start the
+    code: it is reported after --timeout, the others run, and the code never runs
+    there later (the request expired)."""
+    marker = tmp_path / "blocking"
+    ran = tmp_path / "ran-on-w2"
+
+    def block_the_loop():
+        marker.touch()
+        time.sleep(6)
+
+    def schedule_block():
+        from distributed import get_worker
+
+        get_worker().loop.add_callback(block_the_loop)
+
+    future = client.submit(schedule_block, workers=["w2"], pure=False)
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the loop was never blocked"
+        time.sleep(0.02)
+    code = f"if worker.name == 'w2': open({str(ran)!r}, 'w').close()\nprint('ran')"
+    args = ("worker", "exec", "--all", "--timeout", "1", "-c", code)
+    result = invoke(cluster, *args)
+    assert result.returncode == 1
+    assert result.stdout == "w1 | ran\n"
+    assert "1 of 2 workers failed (w2: did not start within 1 s" in result.stderr
+    future.result(timeout=30)  # the loop is free again
+    time.sleep(0.5)
+    assert not ran.exists()
+
+
 def test_exec_needs_names_or_all(cluster):
     for args in ((), ("w1", "--all")):
-        result = invoke_dask(*scheduler_file(cluster), "worker", "exec", *args, "-c", "1")
+        result = invoke(cluster, "worker", "exec", *args, "-c", "1")
         assert result.returncode == 2
         assert "Name the workers, or pass --all (not both)." in result.stderr
 
 
 def test_logs_stack_json(cluster):
-    result = invoke_dask(*scheduler_file(cluster), "worker", "logs", "w1", "-n", "200")
+    result = invoke(cluster, "worker", "logs", "w1", "-n", "200")
     assert result.returncode == 0
     assert "Shell at:" in result.stdout
-    result = invoke_dask(*scheduler_file(cluster), "worker", "logs", "w1", "-n", "2", "--json")
+    result = invoke(cluster, "worker", "logs", "w1", "-n", "2", "--json")
     record = json.loads(result.stdout)
     assert record["worker"] == "w1" and len(record["lines"]) == 2
-    result = invoke_dask(*scheduler_file(cluster), "worker", "stack", "w1", "--json")
+    result = invoke(cluster, "worker", "stack", "w1", "--json")
     record = json.loads(result.stdout)
     assert record["worker"] == "w1" and "(event loop)" in record["stacks"]
 
@@ -236,16 +271,19 @@ def test_logs_stack_json(cluster):
 def test_logs_follow(cluster, client):
     from dask_cli.testing import DaskProcess
 
-    process = DaskProcess(
-        dask_command(*scheduler_file(cluster), "worker", "logs", "w1", "-f", "-n", "0")
-    )
+    def log_line(text):  # nested: pickled by value, the workers cannot import tests
+        import logging
+
+        logging.getLogger("distributed.worker").info(text)
+
+    process = DaskProcess(dask_command_for(cluster, "worker", "logs", "w1", "-f", "-n", "0"))
     try:
         time.sleep(1)  # let it connect (a line logged before that is not "new")
         deadline = time.monotonic() + 30
         marker = "follow-marker-1"
         while marker not in process.output():
             assert time.monotonic() < deadline, process.output()
-            client.run(_log, marker, workers=[address_of(client, "w1")])
+            client.run(log_line, marker, workers=[address_of(client, "w1")])
             time.sleep(0.5)
         assert process.alive()
     finally:
@@ -253,12 +291,6 @@ def test_logs_follow(cluster, client):
         code = process.wait(10)
         process.close()
     assert code == 130
-
-
-def _log(text):
-    import logging
-
-    logging.getLogger("distributed.worker").info(text)
 
 
 def test_scheduler_shell(cluster):
@@ -359,12 +391,10 @@ def test_bad_values_are_usage_errors_naming_the_option(args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_time_strings_and_bad_config_values(cluster, monkeypatch):
-    result = invoke_dask(*scheduler_file(cluster), "worker", "list", "--json", "--timeout", "5s")
+def test_time_strings_and_bad_config_values(cluster):
+    result = invoke(cluster, "worker", "list", "--json", "--timeout", "5s")
     assert result.returncode == 0, result.stderr
-    result = run_dask(
-        *scheduler_file(cluster), "worker", "list", env={"DASK_CLI__CLIENT__TIMEOUT": "abc"}
-    )
+    result = dask(cluster, "worker", "list", env={"DASK_CLI__CLIENT__TIMEOUT": "abc"})
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "Error: Config value cli.client.timeout = 'abc' is not a duration",
@@ -374,7 +404,7 @@ def test_time_strings_and_bad_config_values(cluster, monkeypatch):
 
 
 def test_release_of_a_running_worker_is_one_message_with_a_hint(cluster):
-    result = invoke_dask(*scheduler_file(cluster), "worker", "release", "w1")
+    result = invoke(cluster, "worker", "release", "w1")
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert lines[0] == "Error: Worker 'w1' is not kept alive"

@@ -453,3 +453,59 @@ def _describe(annotation: Any) -> str:
     if typing.get_origin(annotation) is Literal:
         return " or ".join(repr(v) for v in typing.get_args(annotation))
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+# --- exec through the scheduler (service/fanout.py) ---------------------------
+#
+# The client sends ``{"op": EXEC_HANDLER, "workers": [{"name", "address"}, ...],
+# "source", "client", "start_within"}`` to the scheduler; the scheduler streams
+# ``exec_output`` and one ``exec_done`` per worker (``exec_alive`` while code runs)
+# and replies ``exec_end``. To each worker it sends ``{"op": WORKER_EXEC_HANDLER,
+# "source", "client", "not_after"}``; the worker answers ``{"op": "started"}``, the
+# shell session's ``output`` messages, and its ``result`` as the reply.
+
+# Scheduler handler: run code on many workers, streamed back.
+EXEC_HANDLER = "dask_cli_exec"
+# Worker handler: run code in a shell session of its own, streamed back.
+WORKER_EXEC_HANDLER = "dask_cli_exec_here"
+
+
+@dataclass
+class ExecOutput(Message):
+    """Text the code wrote on ``worker``."""
+
+    op = "exec_output"
+    worker: str
+    stream: str  # Stream
+    text: str
+
+
+@dataclass
+class ExecDone(Message):
+    """``worker`` finished: ``status`` as in ``Result`` (``failed``: it could not run,
+    ``error`` says why)."""
+
+    op = "exec_done"
+    worker: str
+    status: str = "ok"
+    traceback: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class ExecAlive(Message):
+    """The scheduler still waits for workers (sent every ``start_within / 2`` s)."""
+
+    op = "exec_alive"
+
+
+@dataclass
+class ExecEnd(Message):
+    """Every worker is done."""
+
+    op = "exec_end"
+
+
+EXEC_MESSAGES: dict[str, type[Message]] = {
+    cls.op: cls for cls in (ExecOutput, ExecDone, ExecAlive, ExecEnd)
+}

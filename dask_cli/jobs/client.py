@@ -144,9 +144,9 @@ async def connect_client(settings: ClientSettings) -> Any:
             timeout + 1,  # distributed's own bound is looser (retries with backoff)
         )
     except (OSError, asyncio.TimeoutError) as exc:
-        from dask_cli.debug.client.connection import describe_connect_error
+        from dask_cli.debug.client.connect import classify
 
-        raise describe_connect_error(address, exc, timeout, "scheduler") from None
+        raise classify(address, exc, timeout, "scheduler") from None
 
 
 async def submit(settings: ClientSettings, request: SubmitRequest) -> Submitted:
@@ -233,14 +233,14 @@ class SchedulerLink:
     async def call(self, op: str, *, patience: float = 0, **kwargs: Any) -> dict[str, Any]:
         """``op`` on the scheduler; ``patience``: seconds the handler itself may take
         (a long poll, a cancel), on top of ``--timeout``."""
-        from dask_cli.debug.client.connection import describe_connect_error
+        from dask_cli.debug.client.connect import classify
 
         try:
             reply = await asyncio.wait_for(
                 getattr(self._rpc, op)(**kwargs), self.timeout + patience + 1
             )
         except (OSError, asyncio.TimeoutError) as exc:
-            raise describe_connect_error(self.address, exc, self.timeout, "scheduler") from None
+            raise classify(self.address, exc, self.timeout, "scheduler") from None
         except Exception as exc:
             if "CommClosed" in type(exc).__name__:
                 raise ConnectionFailed(f"Lost the connection to {self.address}: {exc}") from None

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dask_cli.debug import protocol
+from dask_cli.debug.client.connect import TIMEOUT_HINT, close_comm, connect_comm, whoami
 from dask_cli.debug.client.connection import ShellConnection
 from dask_cli.debug.client.resolve import list_workers, resolve_scheduler_shell, resolve_worker
 from dask_cli.debug.client.settings import ClientSettings
-from dask_cli.debug.names import WorkerRecord, resolve
-from dask_cli.debug.protocol import TargetInfo
-from dask_cli.errors import DaskCliError, RemoteError
+from dask_cli.debug.names import resolve
+from dask_cli.debug.protocol import WorkerRecord
+from dask_cli.errors import ConnectionFailed, DaskCliError, RemoteError
 
 __all__ = [
     "ExecOutcome",
@@ -76,7 +77,7 @@ async def _session(settings: ClientSettings, target: str) -> AsyncIterator[Shell
 class WorkerText:
     """What a worker answered (``stacks``, ``logs``), and who it is."""
 
-    target: TargetInfo
+    target: WorkerRecord
     text: str = ""
     lines: list[str] = field(default_factory=list)
 
@@ -102,7 +103,7 @@ async def follow_logs(
     target: str,
     n: int = 100,
     interval: float = FOLLOW_INTERVAL,
-) -> AsyncIterator[tuple[TargetInfo, list[str]]]:
+) -> AsyncIterator[tuple[WorkerRecord, list[str]]]:
     """The last ``n`` lines, then each new batch of lines as the worker logs them,
     over one session, until the caller stops or the worker goes away.
 
@@ -129,22 +130,23 @@ def _overlap(previous: list[str], current: list[str]) -> int:
     return 0
 
 
-async def _target_request(settings: ClientSettings, target: str, request: Any) -> TargetInfo:
+async def _target_request(settings: ClientSettings, target: str, request: Any) -> WorkerRecord:
     async with _session(settings, target) as conn:
         result = await conn.request(request)
     if result.status != "ok":
-        message = (result.traceback or "request failed").strip().splitlines()[-1]
-        hint = RELEASE_HINT if "not kept alive" in message else None
+        text = (result.traceback or "request failed").strip().splitlines()[-1]
+        message = result.error or text
+        hint = result.hint or (RELEASE_HINT if "not kept alive" in message else None)
         raise RemoteError(message, hint=hint)
-    return TargetInfo.from_msg(result.data)
+    return WorkerRecord.from_msg(result.data)
 
 
-async def set_keepalive(settings: ClientSettings, target: str, enabled: bool) -> TargetInfo:
+async def set_keepalive(settings: ClientSettings, target: str, enabled: bool) -> WorkerRecord:
     """Switch keep-alive on worker ``target``; its state after the switch."""
     return await _target_request(settings, target, protocol.SetKeepalive(id=0, enabled=enabled))
 
 
-async def release(settings: ClientSettings, target: str) -> TargetInfo:
+async def release(settings: ClientSettings, target: str) -> WorkerRecord:
     """Let the kept-alive worker ``target`` exit; its state just before it does."""
     return await _target_request(settings, target, protocol.Release(id=0))
 
@@ -212,11 +214,76 @@ async def exec_on_workers(
 ) -> list[ExecOutcome]:
     """Run ``source`` on the named workers (None: every worker with a shell) at once;
     ``listener`` sees output as it arrives and each worker as it finishes. Returns
-    the outcomes in the order of the targets."""
+    the outcomes in the order of the targets.
+
+    Through the scheduler (one connection from here, the scheduler's own to the
+    workers: ``dask_cli.debug.service.fanout``); a scheduler without that feature
+    gets one shell connection per worker instead."""
     listener = listener or ExecListener()
     records = await list_workers(settings)
     chosen = _exec_targets(records, targets)
     listener.start([r.name for r in chosen])
+    outcomes = await _exec_through_scheduler(settings, chosen, source, listener)
+    if outcomes is None:
+        outcomes = await _exec_direct(settings, chosen, source, listener)
+    return outcomes
+
+
+async def _exec_through_scheduler(
+    settings: ClientSettings, chosen: list[WorkerRecord], source: str, listener: ExecListener
+) -> list[ExecOutcome] | None:
+    """None when the scheduler has no fan-out handler (it answers None)."""
+    address = settings.scheduler_address()
+    timeout = settings.connect_timeout()
+    comm = await connect_comm(address, settings.security(), timeout, "scheduler")
+    outcomes = {r.name: ExecOutcome(r.name, r.address) for r in chosen}
+    try:
+        await comm.write(
+            {
+                "op": protocol.EXEC_HANDLER,
+                "workers": [{"name": r.name, "address": r.address} for r in chosen],
+                "source": source,
+                "client": whoami(),
+                "start_within": timeout,
+                "reply": True,
+            }
+        )
+        while True:
+            # The scheduler says it is alive every timeout / 2 while code runs.
+            raw = await asyncio.wait_for(comm.read(), timeout)
+            if raw is None:
+                return None
+            msg = protocol.parse(raw, protocol.EXEC_MESSAGES)
+            if isinstance(msg, protocol.ExecOutput):
+                outcome = outcomes[msg.worker]
+                outcome.chunks.append((msg.stream, msg.text))
+                listener.output(msg.worker, msg.stream, msg.text)
+            elif isinstance(msg, protocol.ExecDone):
+                outcome = outcomes[msg.worker]
+                outcome.status, outcome.traceback, outcome.error = (
+                    msg.status,
+                    msg.traceback,
+                    msg.error,
+                )
+                listener.done(outcome)
+            elif isinstance(msg, protocol.ExecEnd):
+                break
+    except asyncio.TimeoutError:
+        raise ConnectionFailed(
+            f"The scheduler at {address} stopped answering: nothing for {timeout:g} s "
+            "(is it frozen?)",
+            hint=TIMEOUT_HINT,
+        ) from None
+    except (OSError, protocol.ProtocolError, KeyError) as exc:
+        raise ConnectionFailed(f"Lost the exec stream from {address}: {exc}") from None
+    finally:
+        await close_comm(comm)
+    return [outcomes[r.name] for r in chosen]
+
+
+async def _exec_direct(
+    settings: ClientSettings, chosen: list[WorkerRecord], source: str, listener: ExecListener
+) -> list[ExecOutcome]:
     security = settings.security()  # once, not per worker
     timeout = settings.connect_timeout()
 

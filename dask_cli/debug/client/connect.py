@@ -26,6 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
+import getpass
+import os
 import socket
 import ssl
 from typing import Any
@@ -168,3 +171,19 @@ async def close_comm(comm: Any, wait: float = 2) -> None:
     except Exception:
         with contextlib.suppress(Exception):
             comm.abort()
+
+
+def whoami() -> dict[str, Any]:
+    """Who is connecting, for the target's audit log."""
+    user, host = _user_and_host()
+    return {"user": user, "host": host, "pid": os.getpid()}
+
+
+@functools.cache
+def _user_and_host() -> tuple[str, str]:
+    """Asked once per process: a quarter of a millisecond per connection otherwise."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "?"
+    return user, socket.gethostname()

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import getpass
 import itertools
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dask_cli.debug import protocol
-from dask_cli.debug.client.connect import classify, close_comm, connect_comm
+from dask_cli.debug.client.connect import classify, close_comm, connect_comm, whoami
 from dask_cli.debug.protocol import Completion, Result, WorkerRecord
 from dask_cli.errors import ConnectionFailed, RemoteError
 
@@ -88,7 +84,7 @@ class ShellConnection:
             comm.allow_offload = False
         hello = protocol.Hello(
             version=protocol.PROTOCOL_VERSION,
-            client=client if client is not None else _whoami(),
+            client=client if client is not None else whoami(),
         )
         try:
             await comm.write(hello.to_msg())
@@ -355,20 +351,3 @@ async def _done_or_later(future: asyncio.Future[Any], delay: float) -> None:
     finally:
         handle.cancel()
         future.remove_done_callback(wake)
-
-
-def _whoami() -> dict[str, Any]:
-    """Who is connecting, for the target's audit log."""
-    user, host = _user_and_host()
-    return {"user": user, "host": host, "pid": os.getpid()}
-
-
-@functools.cache
-def _user_and_host() -> tuple[str, str]:
-    """Asked once per process: a quarter of a millisecond per connection otherwise,
-    which ``exec --all`` paid once per worker."""
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "?"
-    return user, socket.gethostname()

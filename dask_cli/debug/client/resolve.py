@@ -21,6 +21,40 @@ from dask_cli.errors import ConnectionFailed, DaskCliError, RemoteError, WorkerN
 SCHEDULER_WAIT_FOR_ADDRESS = 2.0
 
 
+class _Server:
+    """One comm to a scheduler (or a worker: ``what``) for one or more requests."""
+
+    def __init__(self, settings: ClientSettings, address: str, timeout: float | None, what: str):
+        self.settings = settings
+        self.address = address
+        self.timeout = timeout or settings.connect_timeout()
+        self.what = what
+        self.comm: Any = None
+
+    async def __aenter__(self) -> _Server:
+        self.comm = await connect_comm(
+            self.address, self.settings.security(), self.timeout, self.what
+        )
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await close_comm(self.comm)
+
+    async def ask(self, op: str, **kwargs: Any) -> Any:
+        """``op``'s answer, bounded by ``timeout``; a failure to answer is
+        ``ConnectionFailed``, an error answered by the server ``RemoteError``."""
+        from distributed.core import send_recv
+
+        try:
+            return await asyncio.wait_for(
+                send_recv(self.comm, op=op, serializers=("msgpack",), **kwargs), self.timeout
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise classify(self.address, exc, self.timeout, self.what, "handshake") from None
+        except Exception as exc:
+            raise RemoteError(str(exc)) from exc
+
+
 async def call(
     settings: ClientSettings,
     address: str,
@@ -35,44 +69,28 @@ async def call(
     (unreachable, frozen, TLS refused) become ``ConnectionFailed``; an error
     answered by the server becomes ``RemoteError``.
     """
-    from distributed.core import send_recv
-
-    timeout = timeout or settings.connect_timeout()
-    comm = await connect_comm(address, settings.security(), timeout, what)
-    try:
-        return await asyncio.wait_for(
-            send_recv(comm, op=op, serializers=("msgpack",), **kwargs), timeout
-        )
-    except (OSError, asyncio.TimeoutError) as exc:
-        raise classify(address, exc, timeout, what, "handshake") from None
-    except Exception as exc:
-        raise RemoteError(str(exc)) from exc
-    finally:
-        await close_comm(comm)
+    async with _Server(settings, address, timeout, what) as server:
+        return await server.ask(op, **kwargs)
 
 
 async def list_workers(
     settings: ClientSettings, timeout: float | None = None
 ) -> list[WorkerRecord]:
-    """Every worker the scheduler knows (and kept-alive ones that left it)."""
-    address = settings.scheduler_address()
-    try:
-        records = await call(settings, address, protocol.WORKERS_HANDLER, timeout)
-    except RemoteError:
-        records = None
-    if isinstance(records, (list, tuple)):
-        return [WorkerRecord.from_msg(r) for r in records if isinstance(r, dict)]
-    # A scheduler without our plugin (it answers None to an unknown handler):
-    # compute the same records here.
-    identity = await call(settings, address, "identity", timeout)
-    metadata = await call(
-        settings,
-        address,
-        "get_metadata",
-        timeout,
-        keys=[protocol.METADATA_KEY, "workers"],
-        default={},
-    )
+    """Every worker the scheduler knows (and kept-alive ones that left it): the one
+    way to list workers (``dask worker list``, ``exec``, name completion)."""
+    async with _Server(settings, settings.scheduler_address(), timeout, "scheduler") as server:
+        try:
+            records = await server.ask(protocol.WORKERS_HANDLER)
+        except RemoteError:
+            records = None
+        if isinstance(records, (list, tuple)):
+            return [WorkerRecord.from_msg(r) for r in records if isinstance(r, dict)]
+        # A scheduler without our plugin (it answers None to an unknown handler):
+        # compute the same records here, on the same connection.
+        identity = await server.ask("identity")
+        metadata = await server.ask(
+            "get_metadata", keys=[protocol.METADATA_KEY, "workers"], default={}
+        )
     workers = {
         addr: {
             "name": info.get("name", addr),

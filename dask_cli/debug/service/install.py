@@ -15,7 +15,7 @@ from typing import Any
 from distributed import Nanny, Scheduler, Worker
 from distributed.diagnostics.plugin import NannyPlugin
 
-from dask_cli.debug.service import breakpoints, keepalive, nanny, postmortem
+from dask_cli.debug.service import breakpoints, fanout, keepalive, nanny, postmortem
 from dask_cli.debug.service.plugin import ShellNannyPlugin, ShellSchedulerPlugin, ShellWorkerPlugin
 from dask_cli.top import feature as top
 
@@ -48,11 +48,13 @@ def install_worker_features(worker: Worker) -> None:
     _guarded("post-mortem", postmortem.install, worker, lambda: keepalive.enabled(worker))
     _guarded("crash files", nanny.write_crash_files_from_worker)
     _guarded("breakpoints", breakpoints.install, worker)
+    _guarded("exec", fanout.install_worker, worker)
 
 
 def install_scheduler_features(scheduler: Scheduler) -> None:
-    """The snapshot ``dask top`` asks for once a second."""
+    """The snapshot ``dask top`` asks for once a second; ``dask worker exec``'s fan-out."""
     _guarded("dask top", top.install, scheduler)
+    _guarded("exec fan-out", fanout.install_scheduler, scheduler)
 
 
 async def _add_nanny_plugin(server: Nanny, plugin: NannyPlugin) -> None:

@@ -189,6 +189,30 @@ class ShellService:
             return listener.contact_address
         raise OSError(f"no free shell port in {config.get('shell.port')!r}: {last_error}")
 
+    async def run_eval(self, request: protocol.Eval, client: dict[str, Any], send: Any) -> None:
+        """Run one ``eval`` in a session of its own, awaited from any event loop (the
+        worker's, for ``dask worker exec`` through the scheduler: ``fanout.py``).
+
+        The session is the one a connection gets (namespace, eval thread, output
+        capture, audit trail); ``send(msg)`` receives its ``output`` and ``result``
+        messages on the service's loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError("the shell service is not running")
+
+        async def on_service_loop() -> None:
+            session = ShellSession(
+                self.server, secrets.token_hex(4), _plain(client), asyncio.get_running_loop(), send
+            )
+            self._sessions.add(session)
+            try:
+                await session.eval(request)
+            finally:
+                self._sessions.discard(session)
+                await session.close()
+
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(on_service_loop(), loop))
+
     async def _handle_comm(self, comm: Any) -> None:
         """One client connection: ``hello``, then requests until ``bye`` or close."""
         session: ShellSession | None = None
