@@ -29,7 +29,7 @@ from prompt_toolkit.document import Document
 
 from dask_cli.debug import protocol
 from dask_cli.debug.client.connection import ShellConnection
-from dask_cli.debug.client.resolve import _scheduler_call, list_workers
+from dask_cli.debug.client.resolve import call, list_workers
 from dask_cli.debug.client.settings import ClientSettings
 from dask_cli.errors import DaskCliError
 
@@ -79,7 +79,7 @@ async def paused_tasks(settings: ClientSettings) -> list[PausedTask]:
     Raises ``DaskCliError`` when no worker runs the toolkit (nothing could pause)."""
     records, metadata = await asyncio.gather(
         list_workers(settings),
-        _scheduler_call(
+        call(
             settings,
             settings.scheduler_address(),
             "get_metadata",
