@@ -65,9 +65,9 @@ class SnapshotPoller:
             )
         except (OSError, asyncio.TimeoutError) as exc:
             await self.close()
-            from dask_cli.debug.client.connection import describe_connect_error
+            from dask_cli.debug.client.connect import classify
 
-            raise describe_connect_error(self.address or "", exc, timeout, "scheduler") from None
+            raise classify(self.address or "", exc, timeout, "scheduler") from None
         except Exception as exc:  # the scheduler answered with an error
             await self.close()
             raise NoSnapshotFeature(
