@@ -408,7 +408,7 @@ def test_release_of_a_running_worker_is_one_message_with_a_hint(cluster):
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert lines[0] == "Error: Worker 'w1' is not kept alive"
-    assert lines[1].startswith("Hint: Only a kept-alive worker waits to be released")
+    assert lines[1].startswith("Hint: Only kept-alive workers can be released")
     assert len(lines) == 2
 
 

@@ -44,11 +44,6 @@ __all__ = [
 FOLLOW_INTERVAL = 0.5
 FOLLOW_WINDOW = 1000
 
-RELEASE_HINT = (
-    "Only a kept-alive worker waits to be released (see its status in `dask worker "
-    "list`); stop a running worker with SIGTERM, or client.retire_workers()."
-)
-
 
 async def shell_address(settings: ClientSettings, target: str | None) -> str:
     """The shell address of worker ``target`` (None: the scheduler's)."""
@@ -136,8 +131,7 @@ async def _target_request(settings: ClientSettings, target: str, request: Any) -
     if result.status != "ok":
         text = (result.traceback or "request failed").strip().splitlines()[-1]
         message = result.error or text
-        hint = result.hint or (RELEASE_HINT if "not kept alive" in message else None)
-        raise RemoteError(message, hint=hint)
+        raise RemoteError(message, hint=result.hint)
     return WorkerRecord.from_msg(result.data)
 
 
