@@ -126,10 +126,14 @@ def test_unexpected_exception_is_one_line(plugin_env):
     assert _lines(result.stderr)[0] == "Error: RuntimeError: boom"
     assert "Traceback" not in result.stderr
 
-    shown = run_dask("crash", env={**plugin_env, "DASK_CLI_TRACEBACK": "1"})
-    assert shown.returncode == 1
-    assert "Traceback (most recent call last)" in shown.stderr
-    assert "RuntimeError: boom" in shown.stderr
+    assert "Run with --traceback" in result.stderr
+    for shown in (
+        run_dask("--traceback", "crash", env=plugin_env),
+        run_dask("crash", env={**plugin_env, "DASK_CLI__TRACEBACK": "true"}),
+    ):
+        assert shown.returncode == 1
+        assert "Traceback (most recent call last)" in shown.stderr
+        assert "RuntimeError: boom" in shown.stderr
 
 
 def test_discover_does_not_import(plugin_env, monkeypatch):

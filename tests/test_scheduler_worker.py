@@ -301,7 +301,7 @@ def test_worker_start_options_take_effect(scheduler, client, spawn, tmp_path):
     assert client.run(lambda dask_worker: dask_worker.dask_cli_test_preload)[address] == "Worker"
     assert config_in_worker(client, address, "cli.shell.enabled") is False
     assert config_in_worker(client, address, "cli.keepalive.enabled") is True
-    assert config_in_worker(client, address, "cli.keepalive.timeout") == "10 minutes"
+    assert config_in_worker(client, address, "cli.keepalive.timeout") == 600  # "10 minutes"
     preloads = client.run(lambda dask_worker: [p.name for p in dask_worker.preloads])[address]
     assert preloads == [plain, "dask_cli.debug"], "user preloads first, ours last"
 

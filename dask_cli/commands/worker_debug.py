@@ -39,7 +39,8 @@ def debug(ctx: click.Context, settings, target: str | None, as_json: bool) -> No
                 (p.key, p.worker, p.where, p.function, debugger.ago(p.since), p.attached)
                 for p in pauses
             ]
-            output.print_table(COLUMNS, rows, title=f"{len(rows)} paused tasks")
+            noun = "paused task" if len(rows) == 1 else "paused tasks"
+            output.print_table(COLUMNS, rows, title=f"{len(rows)} {noun}")
         return
     if as_json:
         raise DaskCliError("--json lists paused tasks: give no KEY with it", exit_code=2)

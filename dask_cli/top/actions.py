@@ -13,56 +13,38 @@ from dataclasses import fields
 from typing import Any
 
 
-async def _open(settings: Any, target: str) -> Any:
-    from dask_cli.debug.client.connection import ShellConnection
-    from dask_cli.debug.client.resolve import resolve_worker
-
-    record = await resolve_worker(settings, target)
-    return await ShellConnection.open(
-        record.shell_address or "", settings.security(), settings.connect_timeout()
-    )
-
-
 async def stack(settings: Any, target: str) -> str:
     """``dask worker stack``: every thread's stack."""
-    conn = await _open(settings, target)
-    try:
-        return await conn.stacks()
-    finally:
-        await conn.close()
+    from dask_cli.debug.client import api
+
+    return (await api.stacks(settings, target)).text
 
 
 async def logs(settings: Any, target: str, n: int = 200) -> list[str]:
     """``dask worker logs -n N``: the worker's recent log lines."""
-    conn = await _open(settings, target)
-    try:
-        return await conn.logs(n)
-    finally:
-        await conn.close()
+    from dask_cli.debug.client import api
+
+    return (await api.logs(settings, target, n)).lines
 
 
 async def toggle_keepalive(settings: Any, target: str) -> Any:
     """Switch keep-alive to the other state (``dask worker keepalive NAME on|off``);
-    returns the worker's ``TargetInfo`` after the switch."""
-    from dask_cli.commands.worker_keepalive import send_keepalive_request
-    from dask_cli.debug import protocol
+    returns the worker's ``WorkerRecord`` after the switch."""
+    from dask_cli.debug.client import api
 
-    conn = await _open(settings, target)
+    conn = await api.open_shell(settings, target)
     try:
         enabled = not conn.target.keepalive
     finally:
         await conn.close()
-    return await send_keepalive_request(
-        settings, target, protocol.SetKeepalive(id=0, enabled=enabled)
-    )
+    return await api.set_keepalive(settings, target, enabled)
 
 
 async def release(settings: Any, target: str) -> Any:
     """``dask worker release``: a kept-alive worker exits."""
-    from dask_cli.commands.worker_keepalive import send_keepalive_request
-    from dask_cli.debug import protocol
+    from dask_cli.debug.client import api
 
-    return await send_keepalive_request(settings, target, protocol.Release(id=0))
+    return await api.release(settings, target)
 
 
 def settings_argv(settings: Any) -> list[str]:

@@ -144,7 +144,9 @@ def test_pause_list_attach_continue(paused_cluster) -> None:  # noqa: ANN001
 
     listed = debug(cluster)
     assert listed.returncode == 0, listed.stderr
-    assert "summarise-main" in listed.stdout and "1 paused tasks" in listed.stdout
+    header, *rows = listed.stdout.splitlines()  # a pipe: plain columns, one line per task
+    assert header.split()[:3] == ["key", "worker", "where"]
+    assert [row.split()[:2] for row in rows] == [["summarise-main", "b1"]]
     as_json = debug(cluster, "--json")
     [entry] = [e for e in json.loads(as_json.stdout) if e["key"] == "summarise-main"]
     assert entry["worker"] == "b1" and entry["function"] == "summarise"

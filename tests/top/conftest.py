@@ -23,7 +23,17 @@ def start_kept_alive(cluster: ProcessCluster, name: str) -> DaskProcess:
 
 @pytest.fixture
 def kept_alive_worker():
-    return start_kept_alive
+    """``start_kept_alive`` for one test; what the test leaves running is stopped after it,
+    so the shared cluster lists the same workers for the next test."""
+    started: list[DaskProcess] = []
+
+    def start(cluster: ProcessCluster, name: str) -> DaskProcess:
+        started.append(start_kept_alive(cluster, name))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture(scope="package")
