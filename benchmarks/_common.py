@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+from benchmarks import Result
 from dask_cli.testing import LOCALHOST, DaskProcess, ProcessCluster
 
 _shared: ProcessCluster | None = None
@@ -193,6 +194,26 @@ async def median_times_async(
                 await function()
             samples[name].append((time.perf_counter() - start) / inner)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time that process ``pid`` has used so far."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def cpu_share(name: str, used: dict[str, float], seconds: float, target: float) -> Result:
+    """The row for CPU seconds ``used["ours"]`` against ``used["anchor"]``, each over a
+    window of ``seconds``, as a percentage of one core (what ``top`` would show)."""
+    return Result(
+        name,
+        100 * used["ours"] / seconds,
+        100 * used["anchor"] / seconds,
+        target,
+        unit="% CPU",
+    )
 
 
 def run_async(coroutine: Awaitable[object]) -> object:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import Result, Settings
-from benchmarks._common import distributed_cluster
+from benchmarks._common import cpu_seconds, cpu_share, distributed_cluster
 from dask_cli.testing import ProcessCluster
 
 THROUGHPUT_TARGET = 0.97
@@ -77,13 +77,6 @@ def _interleaved(clusters: dict[str, ProcessCluster], tasks: int, repeats: int) 
     return rates
 
 
-def _cpu_seconds(pid: int) -> float:
-    import psutil
-
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
-
-
 def plugin_overhead(settings: Settings) -> list[Result]:
     """Task throughput and idle worker CPU, ours vs distributed's plain CLI."""
     tasks = 1_000 if settings.quick else 20_000
@@ -102,9 +95,9 @@ def plugin_overhead(settings: Settings) -> list[Result]:
             # Let the clients' departure settle, then measure both idle workers at once.
             time.sleep(1)
             pids = {key: c.workers["w1"].pid for key, c in clusters.items()}
-            before = {key: _cpu_seconds(pid) for key, pid in pids.items()}
+            before = {key: cpu_seconds(pid) for key, pid in pids.items()}
             time.sleep(idle)
-            used = {key: _cpu_seconds(pid) - before[key] for key, pid in pids.items()}
+            used = {key: cpu_seconds(pid) - before[key] for key, pid in pids.items()}
         finally:
             for cluster in clusters.values():
                 cluster.close()
@@ -117,12 +110,11 @@ def plugin_overhead(settings: Settings) -> list[Result]:
             better="higher",
             unit="tasks/s",
         ),
-        Result(
+        cpu_share(
             f"idle worker CPU over {idle:g} s with the shell service vs without",
-            100 * used["ours"] / idle,
-            100 * used["anchor"] / idle,
+            used,
+            idle,
             IDLE_CPU_TARGET,
-            unit="% CPU",
         ),
     ]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import Result, Settings
-from benchmarks._common import InProcessHost, median_times_async
+from benchmarks._common import InProcessHost, cpu_seconds, cpu_share, median_times_async
 from dask_cli.testing import ProcessCluster
 
 CPU_TARGET = 1.05
@@ -42,13 +42,6 @@ def window(settings: Settings) -> float:
     if "DASK_CLI_BENCH_TOP_WINDOW" in os.environ:
         return float(os.environ["DASK_CLI_BENCH_TOP_WINDOW"])
     return 6.0 if settings.quick else 60.0
-
-
-def _cpu_seconds(pid: int) -> float:
-    import psutil
-
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
 
 
 async def _scheduler_cpu(address: str, pid: int, seconds: float, slice_: float) -> dict:
@@ -71,9 +64,9 @@ async def _scheduler_cpu(address: str, pid: int, seconds: float, slice_: float) 
         for i in range(2 * slices):
             side = ("ours", "anchor", "anchor", "ours")[i % 4]
             poll = asyncio.ensure_future(poll_at_1hz()) if side == "ours" else None
-            before = _cpu_seconds(pid)
+            before = cpu_seconds(pid)
             await asyncio.sleep(seconds / slices)
-            used[side] += _cpu_seconds(pid) - before
+            used[side] += cpu_seconds(pid) - before
             if poll is not None:
                 poll.cancel()
                 await asyncio.gather(poll, return_exceptions=True)
@@ -183,12 +176,11 @@ def scheduler_cost(settings: Settings) -> list[Result]:
             host.close()
             cluster.close()
     return [
-        Result(
+        cpu_share(
             f"scheduler CPU over {seconds:g} s, dask top at 1 Hz vs none, {n} workers",
-            100 * cpu["ours"] / seconds,
-            100 * cpu["anchor"] / seconds,
+            cpu,
+            seconds,
             CPU_TARGET,
-            unit="% CPU",
         ),
         *_request_results(n, costs, shell=True),
     ]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from dask_cli.errors import DaskCliError
+
+T = TypeVar("T")
 
 # Progress appears only for waits longer than this (seconds).
 PROGRESS_DELAY = 0.5
@@ -102,6 +104,24 @@ def print_table(
     for row in cells:
         table.add_row(*row)
     console.print(table)
+
+
+def print_records(
+    records: Sequence[T],
+    columns: Sequence[str],
+    row: Callable[[T], Sequence[Any]],
+    *,
+    noun: str,
+    as_json: bool,
+    to_json: Callable[[T], Any],
+) -> None:
+    """What every ``list`` command prints: with ``--json`` one JSON list of whole
+    records (for scripts), else a table of one ``row`` per record, titled with their
+    count, so the listings of workers, jobs and the rest read alike."""
+    if as_json:
+        print_json([to_json(record) for record in records])
+        return
+    print_table(columns, [row(record) for record in records], title=plural(len(records), noun))
 
 
 def _plain_table(columns: Sequence[str], cells: list[list[str]]) -> None:

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LOCALHOST = "127.0.0.1"
 
@@ -133,6 +134,47 @@ def run_dask(
         env={**os.environ, **(env or {})},
         stdin=None if input is not None else subprocess.DEVNULL,
     )
+
+
+@contextlib.contextmanager
+def started_processes() -> Iterator[Callable[..., DaskProcess]]:
+    """``start(argv, **kwargs)`` makes a :class:`DaskProcess` that lives until the block
+    ends; then each one's output goes to stderr (pytest shows it when the test failed)
+    and each is stopped, so a failed test still leaves no process behind."""
+    started: list[DaskProcess] = []
+
+    def start(argv: Sequence[str], **kwargs: Any) -> DaskProcess:
+        process = DaskProcess(argv, **kwargs)
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            sys.stderr.write(f"--- {' '.join(process.argv)} ---\n{process.output()}\n")
+            process.close()
+
+
+@contextlib.contextmanager
+def dask_terminal(
+    *args: str, timeout: float = 30, dimensions: tuple[int, int] = (24, 80)
+) -> Iterator[Any]:
+    """``dask ARGS...`` on a pseudo-terminal (a ``pexpect.spawn``), for what only a
+    terminal shows (prompts, Tab completion, Ctrl-C, spinners). A body that returns
+    has driven the command to its end: the block then waits for EOF, so
+    ``child.exitstatus`` is the command's; a failing body still kills the child."""
+    import pexpect
+
+    argv = dask_command(*args)
+    child = pexpect.spawn(
+        argv[0], argv[1:], timeout=timeout, encoding="utf-8", dimensions=dimensions
+    )
+    try:
+        yield child
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from dask_cli.testing import (
     dask_command,
     process_cluster,
     run_dask,
+    started_processes,
 )
 
 NO_SCHEDULER_ENV = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
@@ -93,17 +94,12 @@ def client(scheduler: ProcessCluster):
 def spawn() -> Iterator[Callable[..., DaskProcess]]:
     """Start ``dask ...`` (or any argv) as a DaskProcess; all are stopped after the test.
     Their output goes to captured stderr, which pytest shows when the test failed."""
-    started: list[DaskProcess] = []
+    with started_processes() as start:
 
-    def start(*args: str, argv: list[str] | None = None, **kwargs: Any) -> DaskProcess:
-        process = DaskProcess(argv or dask_command(*args), **kwargs)
-        started.append(process)
-        return process
+        def start_dask(*args: str, argv: list[str] | None = None, **kwargs: Any) -> DaskProcess:
+            return start(argv or dask_command(*args), **kwargs)
 
-    yield start
-    for process in started:
-        sys.stderr.write(f"--- {' '.join(process.argv)} ---\n{process.output()}\n")
-        process.close()
+        yield start_dask
 
 
 def wait_for_workers(

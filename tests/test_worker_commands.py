@@ -3,6 +3,7 @@ real `dask scheduler` / `dask worker` processes on 127.0.0.1, the CLI as a user 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -12,6 +13,7 @@ import pytest
 from dask_cli.testing import (
     LOCALHOST,
     dask_command,
+    dask_terminal,
     invoke_dask,
     probe_imports,
     process_cluster,
@@ -52,6 +54,37 @@ def dask(cluster, *args, **kwargs):
 def address_of(client, name):
     workers = client.scheduler_info(n_workers=-1)["workers"]
     return next(a for a, info in workers.items() if info["name"] == name)
+
+
+BLOCKED_SECONDS = 6
+
+
+@contextlib.contextmanager
+def loop_blocked(client, name, tmp_path, seconds=BLOCKED_SECONDS):
+    """Worker ``name``'s event loop blocked for ``seconds`` (a loop callback that
+    sleeps), from before the body runs. On exit, wait until the loop is free again, so
+    the tests that follow find the worker answering."""
+    marker = tmp_path / "blocking"
+
+    def block_the_loop():
+        marker.touch()
+        time.sleep(seconds)
+
+    def schedule_block():
+        from distributed import get_worker
+
+        get_worker().loop.add_callback(block_the_loop)
+
+    # Not .result() yet: the worker reports the task done only once its loop is free.
+    future = client.submit(schedule_block, workers=[name], pure=False)
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the loop was never blocked"
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        future.result(timeout=30)
 
 
 def test_shell_by_name_and_by_address(cluster, client):
@@ -148,21 +181,14 @@ def test_list_table_and_json(cluster, client):
 def test_on_a_terminal_progress_and_a_table_that_keeps_addresses_whole(cluster):
     """On a terminal: a spinner on stderr during a wait longer than half a second, and a
     table whose title has the right plural and whose addresses are never folded."""
-    import pexpect
-
     code = "import time; time.sleep(2 if worker.name == 'w2' else 0); print('ok')"
-    argv = dask_command_for(cluster, "worker", "exec", "--all", "-c", code)
-    child = pexpect.spawn(argv[0], argv[1:], dimensions=(24, 60), encoding="utf-8")
-    try:
-        child.expect(r"Running on 2 workers: 1 done", timeout=60)
-        child.expect(pexpect.EOF, timeout=60)
-    finally:
-        child.close()
+    args = ("worker", "exec", "--all", "-c", code, "--scheduler-file", cluster.scheduler_file)
+    with dask_terminal(*args, timeout=60, dimensions=(24, 60)) as child:
+        child.expect(r"Running on 2 workers: 1 done")
     assert child.exitstatus == 0
-    argv = dask_command_for(cluster, "worker", "list")
-    child = pexpect.spawn(argv[0], argv[1:], dimensions=(24, 60), encoding="utf-8")
-    child.expect(pexpect.EOF, timeout=60)
-    child.close()
+    args = ("worker", "list", "--scheduler-file", cluster.scheduler_file)
+    with dask_terminal(*args, timeout=60, dimensions=(24, 60)) as child:
+        pass
     text = child.before
     assert "2 workers" in text
     for address in re.findall(r"tcp://127\.0\.0\.1:\d+", text):
@@ -221,30 +247,14 @@ def test_exec_on_a_worker_with_a_blocked_loop_fails_it_alone_and_never_late(
     """Through the scheduler, a worker whose event loop is blocked cannot start the
     code: it is reported after --timeout, the others run, and the code never runs
     there later (the request expired)."""
-    marker = tmp_path / "blocking"
     ran = tmp_path / "ran-on-w2"
-
-    def block_the_loop():
-        marker.touch()
-        time.sleep(6)
-
-    def schedule_block():
-        from distributed import get_worker
-
-        get_worker().loop.add_callback(block_the_loop)
-
-    future = client.submit(schedule_block, workers=["w2"], pure=False)
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        assert time.monotonic() < deadline, "the loop was never blocked"
-        time.sleep(0.02)
-    code = f"if worker.name == 'w2': open({str(ran)!r}, 'w').close()\nprint('ran')"
-    args = ("worker", "exec", "--all", "--timeout", "1", "-c", code)
-    result = invoke(cluster, *args)
-    assert result.returncode == 1
-    assert result.stdout == "w1 | ran\n"
-    assert "1 of 2 workers failed (w2: did not start within 1 s" in result.stderr
-    future.result(timeout=30)  # the loop is free again
+    with loop_blocked(client, "w2", tmp_path):
+        code = f"if worker.name == 'w2': open({str(ran)!r}, 'w').close()\nprint('ran')"
+        args = ("worker", "exec", "--all", "--timeout", "1", "-c", code)
+        result = invoke(cluster, *args)
+        assert result.returncode == 1
+        assert result.stdout == "w1 | ran\n"
+        assert "1 of 2 workers failed (w2: did not start within 1 s" in result.stderr
     time.sleep(0.5)
     assert not ran.exists()
 
@@ -299,33 +309,17 @@ def test_scheduler_shell(cluster):
 
 
 def test_stack_while_event_loop_is_blocked(cluster, client, tmp_path):
-    marker = tmp_path / "blocking"
-
-    def block_the_loop():
-        marker.touch()
-        time.sleep(6)
-
-    def schedule_block():
-        from distributed import get_worker
-
-        get_worker().loop.add_callback(block_the_loop)
-
-    # Not .result(): the worker reports the task done only once its loop is free.
-    future = client.submit(schedule_block, workers=["w2"], pure=False)
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        assert time.monotonic() < deadline, "the loop was never blocked"
-        time.sleep(0.02)
-    start = time.monotonic()
-    result = dask(cluster, "worker", "stack", "w2", timeout=30)
-    assert result.returncode == 0, result.stderr
-    assert time.monotonic() - start < 6  # answered while the loop was still blocked
-    assert "block_the_loop" in result.stdout
-    assert "(event loop)" in result.stdout
-    # The shell itself answers too (plain code runs on the session's thread).
-    result = dask(cluster, "worker", "shell", "w2", "-c", "print('alive')")
-    assert result.stdout == "alive\n"
-    future.result(timeout=30)  # w2's loop is free again for the tests that follow
+    with loop_blocked(client, "w2", tmp_path, seconds=BLOCKED_SECONDS):
+        start = time.monotonic()
+        result = dask(cluster, "worker", "stack", "w2", timeout=30)
+        assert result.returncode == 0, result.stderr
+        # answered while the loop was still blocked
+        assert time.monotonic() - start < BLOCKED_SECONDS
+        assert "block_the_loop" in result.stdout
+        assert "(event loop)" in result.stdout
+        # The shell itself answers too (plain code runs on the session's thread).
+        result = dask(cluster, "worker", "shell", "w2", "-c", "print('alive')")
+        assert result.stdout == "alive\n"
 
 
 def test_audit_events_reach_the_scheduler(cluster, client):

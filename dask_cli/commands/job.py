@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import sys
+from typing import Any
 
 import click
 
@@ -259,22 +260,22 @@ def list_jobs(settings, as_json: bool) -> None:
     from dask_cli.jobs import client
 
     records = asyncio.run(client.list_jobs(settings))
-    if as_json:
-        output.print_json([r.to_dict() for r in records])
-        return
-    rows = [
-        (
-            r.key,
-            r.name,
-            r.state,
-            r.worker_name,
-            _when(r.submitted),
-            _duration(r),
-            _exit_text(r),
-        )
-        for r in records
-    ]
-    output.print_table(LIST_COLUMNS, rows, title=f"{len(rows)} jobs")
+    output.print_records(
+        records, LIST_COLUMNS, _list_row, noun="job", as_json=as_json, to_json=lambda r: r.to_dict()
+    )
+
+
+def _list_row(r: Any) -> tuple[Any, ...]:
+    """A ``JobRecord``'s cells under ``LIST_COLUMNS``."""
+    return (
+        r.key,
+        r.name,
+        r.state,
+        r.worker_name,
+        _when(r.submitted),
+        _duration(r),
+        _exit_text(r),
+    )
 
 
 @job.command()

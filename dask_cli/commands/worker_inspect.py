@@ -6,6 +6,7 @@ Each command: options -> one call of :mod:`dask_cli.debug.client.api` -> output.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
@@ -40,22 +41,28 @@ def list_workers(settings, as_json: bool) -> None:
 
     with output.Spinner("Asking the scheduler for its workers"):
         records = asyncio.run(api.list_workers(settings))
-    if as_json:
-        output.print_json([r.to_msg() for r in records])
-        return
-    rows = [
-        (
-            r.name,
-            r.address,
-            r.status + (f" ({r.kept_alive_reason})" if r.kept_alive_reason else ""),
-            r.nthreads,
-            _memory(r.memory_limit),
-            r.tasks,
-            r.shell_address,
-        )
-        for r in records
-    ]
-    output.print_table(LIST_COLUMNS, rows, title=output.plural(len(rows), "worker"))
+    output.print_records(
+        records,
+        LIST_COLUMNS,
+        _list_row,
+        noun="worker",
+        as_json=as_json,
+        to_json=lambda r: r.to_msg(),
+    )
+
+
+def _list_row(r: Any) -> tuple[Any, ...]:
+    """A ``WorkerRecord``'s cells under ``LIST_COLUMNS``."""
+    status = r.status + (f" ({r.kept_alive_reason})" if r.kept_alive_reason else "")
+    return (
+        r.name,
+        r.address,
+        status,
+        r.nthreads,
+        _memory(r.memory_limit),
+        r.tasks,
+        r.shell_address,
+    )
 
 
 @click.command("exec")

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import functools
 import re
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import asyncssh
 
@@ -39,40 +40,38 @@ STOP_TIMEOUT = GRACE + 5.0  # the remote wrapper kills what SIGTERM did not stop
 T = TypeVar("T")
 
 
+def _state(factory: Callable[[], Any] = lambda: None) -> Any:
+    """A dataclass field that is state, not a parameter: made fresh for each instance
+    (``None`` unless ``factory`` says otherwise)."""
+    return dataclasses.field(default_factory=factory, init=False, repr=False)
+
+
 class _Stopped(Exception):
     """Ctrl-C or a signal arrived while we were waiting for something."""
 
 
+@dataclasses.dataclass(eq=False)
 class SSHCluster:
     """One run of ``dask ssh``: :meth:`run` returns when the cluster is stopped.
 
     ``on_ready(scheduler_address)`` runs once every worker is up (``--name`` uses it
-    to register the cluster).
+    to register the cluster). The fields after ``startup_timeout`` are the run's state.
     """
 
-    def __init__(
-        self,
-        plan: ClusterPlan,
-        settings: SSHSettings,
-        display: Display,
-        log_directory: str | None = None,
-        on_ready: Callable[[str], None] | None = None,
-        startup_timeout: float = STARTUP_TIMEOUT,
-    ):
-        self.plan = plan
-        self.settings = settings
-        self.display = display
-        self.log_directory = log_directory
-        self.on_ready = on_ready
-        self.startup_timeout = startup_timeout
-        self.connections: dict[str, HostConnection] = {}
-        self.scheduler: RemoteProcess | None = None
-        self.workers: list[RemoteProcess] = []
-        self.scheduler_address: str | None = None
-        self._changed = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._force = asyncio.Event()
-        self._reported: set[str] = set()
+    plan: ClusterPlan
+    settings: SSHSettings
+    display: Display
+    log_directory: str | None = None
+    on_ready: Callable[[str], None] | None = None
+    startup_timeout: float = STARTUP_TIMEOUT
+    connections: dict[str, HostConnection] = _state(dict)
+    scheduler: RemoteProcess | None = _state()
+    workers: list[RemoteProcess] = _state(list)
+    scheduler_address: str | None = _state()
+    _changed: asyncio.Event = _state(asyncio.Event)
+    _stop: asyncio.Event = _state(asyncio.Event)
+    _force: asyncio.Event = _state(asyncio.Event)
+    _reported: set[str] = _state(set)
 
     @property
     def processes(self) -> list[RemoteProcess]:
@@ -366,58 +365,47 @@ class SSHCluster:
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
 
-def launch(
-    hosts: list[str],
-    *,
-    scheduler: str | None,
-    scheduler_port: int,
-    dashboard_address: str,
-    nthreads: int,
-    n_workers: int,
-    ssh_username: str | None,
-    ssh_port: int | None,
-    ssh_private_key: str | None,
-    known_hosts: str | None,
-    insecure: bool,
-    nohost: bool,
-    log_directory: str | None,
-    local_directory: str | None,
-    remote_python: str | None,
-    memory_limit: str | None,
-    worker_port: str | None,
-    nanny_port: str | None,
-    remote_dask_worker: str,
-    keepalive: bool,
-    shell_port: str | None,
-    name: str | None,
-) -> int:
+# ``dask ssh`` options (click's parameter names) whose field in ClusterPlan or
+# SSHSettings has another name; every other option has its field's name.
+_RENAMED_OPTIONS = {
+    "n_workers": "nworkers",
+    "ssh_username": "username",
+    "ssh_port": "port",
+    "ssh_private_key": "private_key",
+}
+
+
+def _take_fields(cls: type[T], options: dict[str, Any], **given: Any) -> T:
+    """A ``cls`` dataclass from ``given`` and the options named after its fields; each
+    option used is removed from ``options``, so that an option nothing reads shows."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    for option in [o for o in options if _RENAMED_OPTIONS.get(o, o) in names]:
+        given.setdefault(_RENAMED_OPTIONS.get(option, option), options.pop(option))
+    return cls(**given)
+
+
+def plan_from_options(
+    hosts: list[str], options: dict[str, Any]
+) -> tuple[ClusterPlan, SSHSettings, dict[str, Any]]:
+    """The cluster and login settings that ``dask ssh``'s options (click's names) ask
+    for, and the options that are neither (``log_directory``, ``name``). Filling the
+    dataclasses by field name keeps one list of the options, the command's."""
+    rest = dict(options)
+    scheduler = rest.pop("scheduler", None) or hosts[0]
+    plan = _take_fields(ClusterPlan, rest, hosts=tuple(hosts), scheduler=scheduler)
+    settings = _take_fields(SSHSettings, rest)
+    return plan, settings, rest
+
+
+def launch(hosts: list[str], **options: Any) -> int:
     """``dask ssh``'s options to a running cluster; returns the exit code when it stops."""
-    plan = ClusterPlan(
-        hosts=tuple(hosts),
-        scheduler=scheduler or hosts[0],
-        scheduler_port=scheduler_port,
-        dashboard_address=dashboard_address,
-        nthreads=nthreads,
-        nworkers=n_workers,
-        nohost=nohost,
-        memory_limit=memory_limit,
-        worker_port=worker_port,
-        nanny_port=nanny_port,
-        local_directory=local_directory,
-        remote_python=remote_python,
-        remote_dask_worker=remote_dask_worker,
-        keepalive=keepalive,
-        shell_port=shell_port,
-    )
-    settings = SSHSettings(
-        username=ssh_username,
-        port=ssh_port,
-        private_key=ssh_private_key,
-        known_hosts=known_hosts,
-        insecure=insecure,
-    )
+    plan, settings, rest = plan_from_options(hosts, options)
+    log_directory = rest.pop("log_directory", None)
+    name = rest.pop("name", None)
+    if rest:
+        raise TypeError(f"dask ssh options that nothing reads: {', '.join(sorted(rest))}")
     display = Display()
-    if insecure:
+    if settings.insecure:
         display.warning(
             "--insecure: host keys are not checked; anyone on the network path could "
             "pose as these hosts and run your workers."

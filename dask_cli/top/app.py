@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.text import Text
@@ -413,47 +414,49 @@ class TopApp(App[int]):
         except SuspendNotSupported:
             self.notify(f"This terminal cannot be handed over; run: {command}", severity="warning")
 
-    def action_stack(self) -> None:
-        worker = self.selected_worker()
-        if worker is not None:
-            self._stack(worker)
-
     @work(group="actions")
-    async def _stack(self, worker: WorkerRow) -> None:
+    async def _ask(
+        self,
+        worker: WorkerRow,
+        call: Callable[[Any, str], Awaitable[Any]],
+        show: Callable[[WorkerRow, Any], None],
+    ) -> None:
+        """``call(settings, address)`` of :mod:`dask_cli.top.actions` off the screen's
+        loop, then ``show(worker, answer)``; a failure is a notification naming the
+        worker, and the dashboard goes on."""
         try:
-            text = await actions.stack(self.settings, worker.address)
+            answer = await call(self.settings, worker.address)
         except DaskCliError as exc:
             self.notify(f"{worker.name}: {exc.message}", severity="error")
             return
+        show(worker, answer)
+
+    def _ask_selected(
+        self,
+        call: Callable[[Any, str], Awaitable[Any]],
+        show: Callable[[WorkerRow, Any], None],
+    ) -> None:
+        worker = self.selected_worker()
+        if worker is not None:
+            self._ask(worker, call, show)
+
+    def action_stack(self) -> None:
+        self._ask_selected(actions.stack, self._show_stack)
+
+    def _show_stack(self, worker: WorkerRow, text: str) -> None:
         self.push_screen(TextScreen(f"stack of {worker.name} ({worker.address})", text))
 
     def action_logs(self) -> None:
-        worker = self.selected_worker()
-        if worker is not None:
-            self._logs(worker)
+        self._ask_selected(actions.logs, self._show_logs)
 
-    @work(group="actions")
-    async def _logs(self, worker: WorkerRow) -> None:
-        try:
-            lines = await actions.logs(self.settings, worker.address)
-        except DaskCliError as exc:
-            self.notify(f"{worker.name}: {exc.message}", severity="error")
-            return
+    def _show_logs(self, worker: WorkerRow, lines: list[str]) -> None:
         text = "\n".join(lines) or "(no log lines)"
         self.push_screen(TextScreen(f"log of {worker.name} ({worker.address})", text))
 
     def action_keepalive(self) -> None:
-        worker = self.selected_worker()
-        if worker is not None:
-            self._keepalive(worker)
+        self._ask_selected(actions.toggle_keepalive, self._show_keepalive)
 
-    @work(group="actions")
-    async def _keepalive(self, worker: WorkerRow) -> None:
-        try:
-            info = await actions.toggle_keepalive(self.settings, worker.address)
-        except DaskCliError as exc:
-            self.notify(f"{worker.name}: {exc.message}", severity="error")
-            return
+    def _show_keepalive(self, worker: WorkerRow, info: Any) -> None:
         self.notify(f"Keep-alive {'on' if info.keepalive else 'off'} for {info.name}")
 
     def action_release(self) -> None:
@@ -463,7 +466,7 @@ class TopApp(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._release(worker)
+                self._ask(worker, actions.release, self._show_released)
 
         self.push_screen(
             ConfirmScreen(
@@ -473,13 +476,7 @@ class TopApp(App[int]):
             answered,
         )
 
-    @work(group="actions")
-    async def _release(self, worker: WorkerRow) -> None:
-        try:
-            info = await actions.release(self.settings, worker.address)
-        except DaskCliError as exc:
-            self.notify(f"{worker.name}: {exc.message}", severity="error")
-            return
+    def _show_released(self, worker: WorkerRow, info: Any) -> None:
         self.notify(f"Released {info.name}: it exits now")
 
     def action_help(self) -> None:

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import pytest
 
 from dask_cli.errors import DaskCliError
-from dask_cli.testing import ProcessCluster, dask_command, run_dask
+from dask_cli.testing import ProcessCluster, dask_command, dask_terminal, run_dask
 
 TASKS = textwrap.dedent(
     """
@@ -323,27 +323,11 @@ def test_by_value_code_says_it_has_no_source(paused_cluster) -> None:  # noqa: A
 
 @pytest.mark.timeout(180)
 def test_in_a_terminal(paused_cluster) -> None:  # noqa: ANN001
-    import pexpect
-
     cluster, client = paused_cluster
     future = pause_on(client, "b1", "summarise-tty", readings=[7, 8])
     wait_paused(cluster, "summarise-tty")
-    child = pexpect.spawn(
-        sys.executable,
-        [
-            "-m",
-            "dask_cli",
-            "worker",
-            "debug",
-            "summarise-tty",
-            "--scheduler",
-            cluster.scheduler_address,
-        ],
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 200),
-    )
-    try:
+    args = ("worker", "debug", "summarise-tty", "--scheduler", cluster.scheduler_address)
+    with dask_terminal(*args, timeout=60, dimensions=(40, 200)) as child:
         child.expect(r"\(Pdb\)")
         child.sendline("p total")
         child.expect("15")
@@ -358,9 +342,6 @@ def test_in_a_terminal(paused_cluster) -> None:  # noqa: ANN001
         child.expect(r"\(Pdb\)")
         child.sendline("continue")
         child.expect("resumed")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
     assert child.exitstatus == 0
     assert future.result(timeout=20) == 30
 

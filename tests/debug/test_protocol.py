@@ -4,6 +4,7 @@ each field's declared type (``Literal`` values included)."""
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 
 import pytest
@@ -117,6 +118,39 @@ def test_worker_record() -> None:
         protocol.WorkerRecord.from_msg({"address": "tcp://x:1", "kind": "client"})
     with pytest.raises(protocol.ProtocolError, match="must be a dict"):
         protocol.WorkerRecord.from_msg(["tcp://x:1"])
+
+
+def test_worker_record_to_msg_is_asdict_without_the_copy() -> None:
+    """``to_msg`` skips ``asdict``'s deep copy (it is on the path of every listing):
+    the same dict, in the same order, for a record with every field set; that holds
+    while every field is a scalar, which the annotations must keep saying."""
+    record = protocol.WorkerRecord(
+        name="w1",
+        address="tcp://x:1",
+        shell_address="tcp://x:2",
+        kind="nanny",
+        status=protocol.KEPT_ALIVE,
+        pid=12,
+        host="node1",
+        nthreads=4,
+        memory_limit=2**33,
+        tasks=3,
+        keepalive=True,
+        kept_alive_reason="task failed",
+        kept_alive_since=1.5,
+    )
+    unset = [f.name for f in dataclasses.fields(record) if getattr(record, f.name) == f.default]
+    assert unset == []
+    assert list(record.to_msg().items()) == list(dataclasses.asdict(record).items())
+    assert protocol.WorkerRecord.from_msg(record.to_msg()) == record
+    msg = record.to_msg()
+    msg["name"] = "changed"
+    assert record.name == "w1"  # a new dict each time, not the record's own
+    scalars = {str, int, float, bool, type(None)}
+    for name, hint in typing.get_type_hints(protocol.WorkerRecord).items():
+        parts = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        for part in parts:
+            assert part in scalars or typing.get_origin(part) is typing.Literal, name
 
 
 def test_nanny_keepalive_message() -> None:

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from dask_cli.testing import DaskProcess, dask_command, probe_imports, process_cluster, run_dask
+from dask_cli.testing import (
+    DaskProcess,
+    dask_command,
+    dask_terminal,
+    probe_imports,
+    process_cluster,
+    run_dask,
+)
 
 pytestmark = pytest.mark.timeout(180)  # generous: 2 shared cores; hangs still fail
 
@@ -321,11 +328,9 @@ def test_ctrl_c_under_wait_without_a_terminal_leaves_the_job_running(cluster, tm
 
 
 def test_ctrl_c_under_wait_in_a_terminal_asks_and_cancels(cluster, tmp_path):
-    pexpect = pytest.importorskip("pexpect")
     path = script(tmp_path, "import time\nprint('up', flush=True)\ntime.sleep(120)\n")
-    argv = dask_command("job", "submit", "--wait", path, "--scheduler", cluster.scheduler_address)
-    child = pexpect.spawn(argv[0], argv[1:], timeout=30, encoding="utf-8")
-    try:
+    args = ("job", "submit", "--wait", path, "--scheduler", cluster.scheduler_address)
+    with dask_terminal(*args) as child:
         child.expect(r"Job (job-\S+) submitted")
         key = child.match.group(1)
         child.expect("up")
@@ -333,9 +338,6 @@ def test_ctrl_c_under_wait_in_a_terminal_asks_and_cancels(cluster, tmp_path):
         child.expect(r"Cancel job .*\?")
         child.sendline("y")
         child.expect("CANCELLED")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
     assert child.exitstatus == 130
     assert record(cluster, key)["state"] == "CANCELLED"
 

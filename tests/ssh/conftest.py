@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dask_cli.ssh.testing import SSHD, OpenSSHServer, openssh_server
-from dask_cli.testing import DaskProcess, dask_command
+from dask_cli.testing import DaskProcess, dask_command, started_processes
 
 
 @pytest.fixture(scope="session")
@@ -35,14 +35,9 @@ def python_without_dask(tmp_path_factory) -> str:
 def dask_ssh(sshd):
     """Start `dask ssh ARGS` as a user would, with HOME pointing away from ~/.ssh; its
     output is printed if the test fails, and it is stopped at the end."""
-    started: list[DaskProcess] = []
+    with started_processes() as start:
 
-    def start(*args: str, env: dict[str, str] | None = None) -> DaskProcess:
-        process = DaskProcess(dask_command("ssh", *args), env={**sshd.env(), **(env or {})})
-        started.append(process)
-        return process
+        def start_ssh(*args: str, env: dict[str, str] | None = None) -> DaskProcess:
+            return start(dask_command("ssh", *args), env={**sshd.env(), **(env or {})})
 
-    yield start
-    for process in started:
-        sys.stderr.write(f"--- dask ssh output ---\n{process.output()}\n")
-        process.close()
+        yield start_ssh

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import fields
 
-from dask_cli.ssh.plan import ClusterPlan, is_loopback, read_hostfile
+from dask_cli.ssh.plan import ClusterPlan, SSHSettings, is_loopback, read_hostfile
 
 
 def argv(command: str) -> list[str]:
@@ -75,3 +76,34 @@ def test_hostfile_is_whitespace_separated_with_comments(tmp_path):
 def test_loopback_names():
     assert all(map(is_loopback, ["127.0.0.1", "127.0.1.1", "::1", "localhost"]))
     assert not any(map(is_loopback, ["10.0.0.1", "node1", "daskbox"]))
+
+
+def test_every_dask_ssh_option_reaches_the_plan_or_the_settings(tmp_path):
+    """The options fill ClusterPlan and SSHSettings by name: one set to a value other
+    than its default shows in the field it is meant for, and none is left unread."""
+    from dask_cli.commands.ssh import ssh
+    from dask_cli.ssh.launcher import plan_from_options
+
+    args = ["a", "b", "--scheduler", "s", "--scheduler-port", "1", "--dashboard-address", ":2"]
+    args += ["--nthreads", "3", "--nworkers", "4", "--ssh-username", "me", "--ssh-port", "5"]
+    args += ["--ssh-private-key", "key", "--known-hosts", "kh", "--insecure", "--nohost"]
+    args += ["--log-directory", str(tmp_path), "--local-directory", "ld", "--name", "n"]
+    args += ["--remote-python", "py", "--memory-limit", "6GB", "--worker-port", "7"]
+    args += ["--nanny-port", "8", "--remote-dask-worker", "w", "--keepalive"]
+    args += ["--shell-port", "9"]
+    options = dict(ssh.make_context("ssh", args).params)
+    hosts = list(options.pop("hostnames"))
+    del options["hostfile"]
+    plan, settings, rest = plan_from_options(hosts, options)
+    # Every option was given a value other than its default: so is every field.
+    defaults = ClusterPlan(hosts=(), scheduler="")
+    same = [f.name for f in fields(plan) if getattr(plan, f.name) == getattr(defaults, f.name)]
+    assert same == []
+    assert (plan.hosts, plan.scheduler, plan.nworkers, plan.shell_port) == (("a", "b"), "s", 4, "9")
+    assert settings == SSHSettings(
+        username="me", port=5, private_key="key", known_hosts="kh", insecure=True
+    )
+    assert rest == {"log_directory": str(tmp_path), "name": "n"}
+    # Without --scheduler, the first host runs the scheduler.
+    plan, _, _ = plan_from_options(["a", "b"], {"scheduler": None})
+    assert plan.scheduler == "a"

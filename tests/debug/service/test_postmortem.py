@@ -20,10 +20,10 @@ import pytest
 from dask_cli.testing import process_cluster, run_dask
 
 DEBUG = Path(__file__).resolve().parents[3] / "debug"
-WORKER_PATH = Path(__file__).resolve().parents[1] / "worker_path"
-# debug/task_raises.py: a script, so cloudpickle sends its functions by value.
+# debug/task_raises.py run as a script: cloudpickle sends its functions by value.
 BY_VALUE_KEY = "summarise-batch-7"
-# worker_path/sourced_tasks.py: importable on the worker, sent by reference.
+# The same functions imported as the module ``task_raises`` (debug/ is on the workers'
+# PYTHONPATH): sent by reference, so the worker has their source.
 FAILING_KEY = "sourced-summarise-batch"
 READINGS = "[-1.0, -3.5, -2.25]"
 
@@ -36,14 +36,14 @@ def broken(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("postmortem")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", os.pathsep.join([str(WORKER_PATH), *sys.path]))
-        patch.syspath_prepend(str(WORKER_PATH))
-        import sourced_tasks
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(DEBUG), *sys.path]))
+        patch.syspath_prepend(str(DEBUG))
+        import task_raises
 
         with process_cluster(directory, workers=("pm",), worker_args=("--keepalive",)) as cluster:
             with Client(cluster.scheduler_address, timeout="20s") as client:
-                batch = client.submit(sourced_tasks.load_batch, 7)
-                summary = client.submit(sourced_tasks.summarise_batch, batch, key=FAILING_KEY)
+                batch = client.submit(task_raises.load_batch, 7)
+                summary = client.submit(task_raises.summarise_batch, batch, key=FAILING_KEY)
                 wait(summary, timeout=30)
                 assert summary.status == "error"
             done = subprocess.run(
