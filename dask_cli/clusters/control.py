@@ -77,6 +77,7 @@ class ClusterStatus:
 
 
 async def _call(address: str, op: str, timeout: float, **kwargs: Any) -> Any:
+    """Ask a scheduler (not a holder): only clusters without a holder need distributed."""
     from distributed.core import rpc
 
     async def ask() -> Any:
@@ -95,18 +96,18 @@ async def holder_request(state: ClusterState, op: str, timeout: float, **kwargs:
             hint="Manage it with the command that started it.",
         )
     try:
-        return await _call(holder.address, op, timeout, token=holder.token, **kwargs)
+        return await protocol.request(holder.address, op, timeout, token=holder.token, **kwargs)
     except protocol.Unauthorized:
         raise DaskCliError(f"The holder of cluster {state.name!r} refused the request") from None
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (OSError, ValueError, asyncio.TimeoutError) as exc:
         raise ConnectionFailed(
             f"The holder of cluster {state.name!r} does not answer at {holder.address}: "
             f"{exc or type(exc).__name__}",
             hint=f"`dask cluster logs {state.name}`; `dask cluster stop {state.name}` cleans up.",
         ) from None
-    except Exception as exc:  # noqa: BLE001 - the holder's own failure, sent back to us
+    except protocol.RemoteError as exc:  # the holder's own failure, sent back to us
         raise DaskCliError(
-            f"The holder of cluster {state.name!r} could not do it: {type(exc).__name__}: {exc}",
+            f"The holder of cluster {state.name!r} could not do it: {exc}",
             hint=f"`dask cluster logs {state.name}` may say more.",
         ) from None
 
