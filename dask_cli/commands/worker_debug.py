@@ -21,8 +21,10 @@ def debug(ctx: click.Context, settings, target: str | None, as_json: bool) -> No
 
     KEY is a task's key or an unambiguous prefix of it; NAME a worker with one paused
     task. In the session: p, pp, where, up, down, list, next, step, Tab completes the
-    frame's names; continue, quit or Ctrl-D resume the task, kill stops it. With stdin
-    not a terminal, pdb commands are read from it, one per line.
+    frame's names; continue, quit or Ctrl-D resume the task, kill stops it. Ctrl-C at
+    the prompt discards the line, as in pdb; while pdb runs the task (next, step...)
+    it detaches, the task going on. With stdin not a terminal, pdb commands are read
+    from it, one per line.
     """
     from dask_cli import output
     from dask_cli.debug.client import debugger
@@ -44,4 +46,11 @@ def debug(ctx: click.Context, settings, target: str | None, as_json: bool) -> No
         return
     if as_json:
         raise DaskCliError("--json lists paused tasks: give no KEY with it", exit_code=2)
-    ctx.exit(asyncio.run(debugger.attach(settings, target)))
+    try:
+        status = asyncio.run(debugger.attach(settings, target))
+    except KeyboardInterrupt:
+        # Ctrl-C before the session began (finding the pause, connecting to its worker):
+        # nothing was claimed, so the task waits for the next debugger.
+        output.notice("Interrupted before attaching: the task stays paused")
+        status = debugger.INTERRUPTED_EXIT
+    ctx.exit(status)

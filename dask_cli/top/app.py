@@ -68,6 +68,7 @@ HELP = """\
   [b]k[/b]            switch keep-alive on/off
   [b]r[/b]            release it (a kept-alive worker exits)
   [b]d[/b]            attach `dask worker debug` to the paused task selected in tab 3
+               (Tab moves to that table, ↑ ↓ choose); continue brings you back
   [b]o[/b] / [b]I[/b]        sort by the next column / invert (or click a header)
   [b]M P N T[/b]      sort by memory, CPU, name, tasks
   [b]1 2 3 4[/b]      task progress, erred tasks, paused tasks, scheduler log
@@ -410,9 +411,16 @@ class TopApp(App[int]):
         try:
             with self.suspend():
                 print(f"{command}; {how_back}")
-                subprocess.run(argv, env=env, check=False)
+                status = subprocess.run(argv, env=env, check=False).returncode
         except SuspendNotSupported:
             self.notify(f"This terminal cannot be handed over; run: {command}", severity="warning")
+            return
+        if status != 0:
+            # Its last words (say, "Task ... is not paused") went with the screen it
+            # printed them on: the dashboard's redraw covers them.
+            self.notify(
+                f"{command} ended with exit status {status}", severity="warning", timeout=10
+            )
 
     @work(group="actions")
     async def _ask(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -410,3 +411,150 @@ def test_paused_and_debug_in_the_shell(paused_cluster) -> None:  # noqa: ANN001
     assert "Attached to task 'summarise-shell'" in done.stdout
     assert "resumed (end of input)" in done.stdout
     assert future.result(timeout=20) == 20
+
+
+def spawn_debug(cluster, key: str):  # noqa: ANN001, ANN201
+    """``dask worker debug KEY`` in a pseudo-terminal (pexpect): prompt_toolkit's prompt.
+    No cursor position requests: pexpect's terminal would never answer them."""
+    import os
+
+    import pexpect
+
+    argv = dask_command("worker", "debug", key, "--scheduler", cluster.scheduler_address)
+    return pexpect.spawn(
+        argv[0],
+        argv[1:],
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 200),
+        env={**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1"},
+    )
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_in_a_terminal_is_pdbs(paused_cluster) -> None:  # noqa: ANN001
+    """Ctrl-C at the prompt discards the line and asks again (pdb's --KeyboardInterrupt--),
+    also when it comes as a signal; during a command's output it says so and the
+    prompt follows: never detached, the task stays paused until continue."""
+    cluster, client = paused_cluster
+    future = pause_on(client, "b2", "summarise-ctrl-c", readings=[3, 4])
+    wait_paused(cluster, "summarise-ctrl-c")
+    child = spawn_debug(cluster, "summarise-ctrl-c")
+    try:
+        child.expect(r"\(Pdb\)")
+        for _ in range(3):
+            child.send("p readi")  # a line being typed: Ctrl-C discards it
+            child.send("\x03")
+            child.expect("--KeyboardInterrupt--")
+            child.expect(r"\(Pdb\)")
+        child.kill(signal.SIGINT)  # the signal, not the key: the same
+        child.expect("--KeyboardInterrupt--")
+        child.expect(r"\(Pdb\)")
+        child.sendline("!for i in range(30): print(f'line{i}'); __import__('time').sleep(0.1)")
+        child.expect("line3\r")
+        child.send("\x03")  # while the command's output is printing
+        child.expect(r"--KeyboardInterrupt-- \(pdb finishes the command on the worker\)")
+        child.send("\x03")
+        child.expect("line29\r")
+        child.expect(r"\(Pdb\)")
+        [entry] = [p for p in paused(cluster) if p.key == "summarise-ctrl-c"]
+        assert entry.attached  # still attached, still paused
+        assert not future.done()
+        child.sendline("p total")
+        child.expect(r"(?<![0-9])7\r\n")
+        child.expect(r"\(Pdb\)")
+        child.sendline("continue")
+        child.expect(r"resumed \(continue\)")
+        child.expect(pexpect_eof())
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, child.before
+    assert "Detaching" not in (child.before or "")
+    assert future.result(timeout=20) == 14
+
+
+def pexpect_eof():  # noqa: ANN201
+    import pexpect
+
+    return pexpect.EOF
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_in_a_terminal_while_the_task_runs_detaches(paused_cluster) -> None:  # noqa: ANN001
+    """After prompts (prompt_toolkit's own SIGINT handling must not remove the session's),
+    Ctrl-C while pdb runs the task under ``next`` detaches; the task finishes."""
+    import bp_tasks
+
+    cluster, client = paused_cluster
+    future = client.submit(bp_tasks.slow, 3, key="slow-tty", workers=[address_of(client, "b1")])
+    wait_paused(cluster, "slow-tty")
+    child = spawn_debug(cluster, "slow-tty")
+    try:
+        child.expect(r"\(Pdb\)")
+        child.sendline("p seconds")
+        child.expect(r"(?<![0-9])3\r\n")
+        child.expect(r"\(Pdb\)")
+        child.sendline("next")  # time.sleep(3) under pdb
+        time.sleep(1)
+        child.send("\x03")  # the terminal is cooked now: SIGINT
+        child.expect("Detaching \\(Ctrl-C\\): the task goes on")
+        child.expect(pexpect_eof())
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130
+    assert future.result(timeout=20) == 3
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_while_connecting_leaves_the_task_paused(paused_cluster) -> None:  # noqa: ANN001
+    """The worker is stopped (SIGSTOP): listing works (the scheduler has the pause), the
+    connection to the worker hangs; Ctrl-C then is one line and exit 130, and after
+    the worker goes on the task is still paused, free for the next debugger."""
+    import os
+
+    cluster, client = paused_cluster
+    future = pause_on(client, "b1", "summarise-connecting", readings=[5])
+    wait_paused(cluster, "summarise-connecting")
+    worker = cluster.workers["b1"]
+    port = entry_port(cluster, "summarise-connecting")
+    child = None
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        child = spawn_debug(cluster, "summarise-connecting")
+        wait_connected(child.pid, port)
+        time.sleep(0.5)  # the handshake the stopped worker never answers
+        child.send("\x03")
+        child.expect(pexpect_eof(), timeout=20)
+        child.close()
+        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\^C", "", child.before)  # colour, the echo
+        lines = [line for line in shown.splitlines() if line.strip()]
+        assert lines == ["Interrupted before attaching: the task stays paused"], lines
+        assert child.exitstatus == 130
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+        if child is not None:
+            child.close(force=True)
+    entry = wait_paused(cluster, "summarise-connecting")
+    assert entry.attached is None
+    status, out = attach_here(cluster, "summarise-connecting", "p total\ncontinue\n")
+    assert status == 0 and "(Pdb) p total\n5\n" in out
+    assert future.result(timeout=20) == 10
+
+
+def entry_port(cluster, key: str) -> int:  # noqa: ANN001
+    """The port of the shell service of the worker where ``key`` is paused."""
+    [entry] = [p for p in paused(cluster) if p.key == key]
+    return int(entry.shell_address.rsplit(":", 1)[1])
+
+
+def wait_connected(pid: int, port: int, timeout: float = 60) -> None:
+    """Until process ``pid`` has a TCP connection to ``port`` (it found the pause and
+    is connecting to the worker)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.raddr and c.raddr.port == port for c in psutil.Process(pid).net_connections()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} never connected to port {port}")

@@ -3,6 +3,7 @@ real terminal (tmux), with a shell opened from it and ``q`` to quit."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -76,8 +77,13 @@ class Tmux:
         self.run("new-session", "-d", "-s", "top", "-x", "80", "-y", "24", command)
 
     def run(self, *args: str) -> str:
+        # os.environ, not the C-level environment a plain subprocess.run passes on:
+        # readline (imported in this process by pdb and others) exports COLUMNS and
+        # LINES there, and the dashboard, in tmux's environment, would keep that size
+        # through every resize (shutil.get_terminal_size prefers them).
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         done = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30, env=env
         )
         return done.stdout
 
@@ -129,3 +135,84 @@ def test_dashboard_in_a_real_terminal(top_cluster, tmp_path):
         assert exit_file.read_text().strip() == "0"
     finally:
         tmux.close()
+
+
+def wait_exit_status(exit_file, tmux: Tmux, timeout: float = 30) -> str:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not exit_file.exists() or not exit_file.read_text().strip():
+        assert time.monotonic() < deadline, f"dask top did not exit:\n{tmux.screen()}"
+        time.sleep(0.1)
+    return exit_file.read_text().strip()
+
+
+def test_d_attaches_the_debugger_to_a_paused_task(top_cluster, tmp_path):
+    """A task paused at breakpoint() on w1, in the Paused tab; ``d`` hands the terminal to
+    ``dask worker debug`` on it; ``continue`` brings the dashboard back and the task
+    completes. The terminal goes 80x24 → 120x40 → 80x24 on the way (footer each time)."""
+    import asyncio
+    import io
+
+    from distributed import Client
+
+    from dask_cli.debug.client import debugger
+    from dask_cli.debug.client.settings import ClientSettings
+
+    def held(readings: list[int]) -> int:  # nested: cloudpickle sends it by value
+        checksum = sum(readings) * 7
+        breakpoint()
+        return checksum + 1
+
+    settings = ClientSettings(scheduler=top_cluster.scheduler_address)
+
+    def pauses() -> list:
+        return [p for p in asyncio.run(debugger.paused_tasks(settings)) if p.key == "top-held"]
+
+    exit_file = tmp_path / "exit-status"
+    argv = dask_command("top", "--scheduler-file", top_cluster.scheduler_file)
+    with Client(top_cluster.scheduler_address, timeout="20s") as client:
+        w1 = next(a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "w1")
+        future = client.submit(held, [1, 2, 3], key="top-held", workers=[w1])
+        tmux = Tmux(f"NO_COLOR=1 {shlex.join(argv)}; echo $? > {exit_file}")
+        try:
+            deadline = time.monotonic() + 60
+            while not pauses():
+                assert time.monotonic() < deadline, "top-held never paused"
+                time.sleep(0.2)
+            tmux.wait_for(r"w1 .*running")
+            tmux.wait_for(r"q Quit .*d Debug", 30)
+            tmux.keys("3")  # the Paused tab
+            screen = tmux.wait_for(r"top-held +w1 ")
+            assert "Paused (1)" in screen
+
+            tmux.run("resize-window", "-t", "top", "-x", "120", "-y", "40")
+            screen = tmux.wait_for(r"(?m)^.{100,}", 30)  # redrawn to the new width
+            lines = screen.splitlines()
+            assert len(lines) == 40 and re.search(r"top-held +w1 ", screen), screen
+            assert re.match(r" q Quit .*d Debug", lines[-1]), screen  # the footer, at the bottom
+
+            tmux.keys("d")
+            tmux.wait_for(r"Attached to task 'top-held' on worker w1")
+            tmux.wait_for(r"(?m)^\(Pdb\) *$")
+            tmux.keys("p checksum", "Enter")
+            tmux.wait_for(r"(?m)^42$")
+            tmux.run("resize-window", "-t", "top", "-x", "80", "-y", "24")
+            tmux.keys("p readings", "Enter")
+            tmux.wait_for(r"(?m)^\[1, 2, 3\]$")
+            assert not future.done() and pauses()[0].attached
+            tmux.keys("continue", "Enter")
+
+            assert future.result(timeout=30) == 43
+            screen = tmux.wait_for(r"proc/ready", 30)  # the dashboard is back
+            screen = tmux.wait_for(r"(?m)^ q Quit .*d Debug *$", 30)
+            lines = screen.splitlines()
+            assert len(lines) == 24 and max(len(line) for line in lines) <= 80, screen
+            assert re.match(r" q Quit .*d Debug", lines[-1]), screen
+            tmux.wait_for(r"Paused \(0\)", 30)
+            tmux.keys("q")
+            assert wait_exit_status(exit_file, tmux) == "0"
+        finally:
+            tmux.close()
+            if not future.done():  # let the task go, for the other tests' sake
+                with contextlib.suppress(Exception):
+                    commands, out = io.StringIO("continue\n"), io.StringIO()
+                    asyncio.run(debugger.attach(settings, "top-held", commands, out))

@@ -183,29 +183,44 @@ async def attach(
 async def run_debugger(conn: ShellConnection, key: str, prompt: Prompt, stdout: TextIO) -> int:
     """``debug(key)`` on ``conn``: pdb's output to ``stdout``, its prompts to ``prompt``.
 
-    Ctrl-C while pdb runs the task (after ``next``, say) detaches: the task goes on
-    without stopping again. At a prompt, Ctrl-C only clears the line."""
+    Ctrl-C never kills the task, and does what pdb's does as far as a remote session
+    can: at the prompt it discards the line, prints ``--KeyboardInterrupt--`` and asks
+    again, the task still paused; while pdb runs a command that stays in the paused
+    frame (``p``, ``where``, ``!stmt``...) it says so, and the prompt comes when the
+    worker has finished the command (the session cannot stop pdb's thread mid-command).
+    Ctrl-C while pdb runs the *task* (after ``next``, ``step``, ``until``, ``return``,
+    ``continue`` to a breakpoint), or before the first prompt, detaches: the task goes
+    on without stopping again, as when the client goes away."""
 
     def write(stream: str, text: str) -> None:
         target = sys.stderr if stream == "stderr" else stdout
         target.write(text)
         target.flush()
 
+    state = SessionState(prompt)
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(
-        conn.eval(f"debug({key!r})", mode="exec", on_output=write, on_input=prompt)
+        conn.eval(f"debug({key!r})", mode="exec", on_output=write, on_input=state.ask)
     )
     detached = False
 
-    def detach() -> None:
+    def interrupted() -> None:
         nonlocal detached
-        detached = True
-        write("stderr", "\nDetaching (Ctrl-C): the task goes on without stopping again.\n")
-        asyncio.ensure_future(conn.interrupt())
+        if state.phase == "prompt":
+            state.interrupt_prompt()
+        elif state.phase == "command":
+            write("stderr", f"\n{KEYBOARD_INTERRUPT} (pdb finishes the command on the worker)\n")
+        elif not detached:
+            detached = True
+            if state.phase == "attaching":
+                write("stderr", "\nInterrupted while attaching: detaching.\n")
+            else:
+                write("stderr", "\nDetaching (Ctrl-C): the task goes on without stopping again.\n")
+            asyncio.ensure_future(conn.interrupt())
 
     handled = False
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, detach)
+        loop.add_signal_handler(signal.SIGINT, interrupted)
         handled = True
     try:
         result = await task
@@ -217,6 +232,40 @@ async def run_debugger(conn: ShellConnection, key: str, prompt: Prompt, stdout: 
     if result.status == "interrupted" or detached:
         return INTERRUPTED_EXIT
     return 0
+
+
+KEYBOARD_INTERRUPT = "--KeyboardInterrupt--"  # what pdb prints for Ctrl-C at its prompt
+
+# pdb commands that run the task's code (Ctrl-C while they run detaches); pdb's
+# others stay in the paused frame.
+RUNNING_COMMANDS = set("n next s step unt until r return c cont continue".split())
+
+
+class SessionState:
+    """Where an attached session is, for what Ctrl-C does: ``attaching`` (no prompt
+    yet), ``prompt`` (pdb waits for a line), ``command`` (pdb runs one that stays in
+    the frame) or ``running`` (pdb runs the task)."""
+
+    def __init__(self, prompt: Prompt):
+        self.prompt = prompt
+        self.phase = "attaching"
+
+    async def ask(self, text: str) -> str | None:
+        self.phase = "prompt"
+        try:
+            line = await self.prompt(text)
+        finally:
+            self.phase = "command"
+        if line is None or line.strip().split(" ", 1)[0] in RUNNING_COMMANDS:
+            self.phase = "running"
+        return line
+
+    def interrupt_prompt(self) -> None:
+        """A SIGINT while the prompt is shown (Ctrl-C typed in a terminal is a key the
+        prompt handles itself): what Ctrl-C at pdb's prompt does."""
+        interrupt = getattr(self.prompt, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
 
 
 def remote_message(traceback: str, worker: str) -> str:
@@ -248,6 +297,11 @@ class ScriptedPrompt:
         self.stdout.flush()
         return line.rstrip("\n")
 
+    def interrupt(self) -> None:
+        """SIGINT while waiting for the next line: pdb's answer; the task stays paused."""
+        self.stdout.write(f"\n{KEYBOARD_INTERRUPT}\n")
+        self.stdout.flush()
+
 
 async def _read_line(stdin: TextIO) -> str:
     """``stdin.readline()`` on a daemon thread: a read still blocked when the session
@@ -275,7 +329,8 @@ async def _read_line(stdin: TextIO) -> str:
 
 class TerminalPrompt:
     """pdb's prompt in a terminal: line editing, history, Tab completion of the frame's
-    names (asked from the worker). Ctrl-C clears the line, Ctrl-D resumes the task."""
+    names (asked from the worker). Ctrl-C discards the line and asks again, as pdb does;
+    Ctrl-D resumes the task."""
 
     def __init__(self, conn: ShellConnection):
         from prompt_toolkit import PromptSession
@@ -297,11 +352,20 @@ class TerminalPrompt:
     async def __call__(self, prompt: str) -> str | None:
         while True:
             try:
-                return await self.session.prompt_async(prompt)
+                # handle_sigint=False: Ctrl-C typed here is a key (the terminal is in
+                # raw mode), and prompt_toolkit's own SIGINT handler would replace, then
+                # remove, the session's (run_debugger), which acts between prompts.
+                return await self.session.prompt_async(prompt, handle_sigint=False)
             except KeyboardInterrupt:
-                continue
+                print(KEYBOARD_INTERRUPT, flush=True)
             except EOFError:
                 return None
+
+    def interrupt(self) -> None:
+        """A SIGINT (not a typed Ctrl-C) while the prompt is shown: the same as Ctrl-C."""
+        app = self.session.app
+        if app.is_running:
+            app.exit(exception=KeyboardInterrupt())
 
 
 async def frame_completions(
