@@ -75,6 +75,18 @@ def cluster() -> None:
     """
 
 
+def _timeout_option(what: str):
+    """``--timeout SECONDS`` (default 120) for the commands that wait for workers."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=120,
+        show_default=True,
+        metavar="SECONDS",
+        help=f"How long to wait for {what}.",
+    )
+
+
 WAIT_OPTIONS = [
     click.option(
         "--wait/--no-wait",
@@ -82,14 +94,7 @@ WAIT_OPTIONS = [
         show_default=True,
         help="Return once every worker has registered, or as soon as the scheduler is up.",
     ),
-    click.option(
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        default=120,
-        show_default=True,
-        metavar="SECONDS",
-        help="How long to wait for the cluster to start.",
-    ),
+    _timeout_option("the cluster to start"),
     click.option(
         "--keepalive/--no-keepalive",
         default=None,
@@ -284,14 +289,7 @@ def info(name: str, as_json: bool) -> None:
 @click.option(
     "--wait/--no-wait", default=True, show_default=True, help="Wait until N workers are up."
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=120,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for the target.",
-)
+@_timeout_option("the target")
 def scale(name: str, n: int, wait: bool, timeout: float) -> None:
     """Scale the cluster NAME to N workers (surplus workers retire, their data moves)."""
     from dask_cli import output
