@@ -558,3 +558,33 @@ def wait_connected(pid: int, port: int, timeout: float = 60) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"process {pid} never connected to port {port}")
+
+
+def test_what_ctrl_c_does_follows_the_last_command() -> None:
+    """Ctrl-C detaches only while pdb runs the task: after next/step/continue..., and an
+    empty line, which pdb takes as the last command again."""
+    from dask_cli.debug.client.debugger import SessionState
+
+    lines = iter(["p total", "", "next", "", "where", "until 9", None])
+
+    async def prompt(text: str) -> str | None:
+        return next(lines)
+
+    async def phases() -> list[str]:
+        state = SessionState(prompt)
+        seen = [state.phase]
+        for _ in range(7):
+            await state.ask("(Pdb) ")
+            seen.append(state.phase)
+        return seen
+
+    assert asyncio.run(phases()) == [
+        "attaching",
+        "command",
+        "command",
+        "running",
+        "running",
+        "command",
+        "running",
+        "running",  # end of input: the task resumes
+    ]

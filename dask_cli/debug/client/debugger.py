@@ -249,6 +249,7 @@ class SessionState:
     def __init__(self, prompt: Prompt):
         self.prompt = prompt
         self.phase = "attaching"
+        self.last_command = ""  # pdb repeats it for an empty line
 
     async def ask(self, text: str) -> str | None:
         self.phase = "prompt"
@@ -256,7 +257,12 @@ class SessionState:
             line = await self.prompt(text)
         finally:
             self.phase = "command"
-        if line is None or line.strip().split(" ", 1)[0] in RUNNING_COMMANDS:
+        if line is None:  # end of input: the task resumes
+            self.phase = "running"
+            return line
+        command = line.strip().split(maxsplit=1)[0] if line.strip() else self.last_command
+        self.last_command = command
+        if command in RUNNING_COMMANDS:
             self.phase = "running"
         return line
 
