@@ -23,6 +23,7 @@ on a worker: no worker plugin or preload is needed, only dask-cli installed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import io
 import logging
@@ -92,6 +93,9 @@ class LocalJob:
     done: bool = False
     cancelled: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set (on the worker's event loop) when ``done`` becomes true: a reader waiting
+    # for the end wakes at once instead of at its next look at the files.
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def output_path(self, stream: str) -> Path:
         return self.directory / stream
@@ -171,12 +175,18 @@ class WorkerJobs:
             self._finish(job, None, f"could not start the script: {type(exc).__name__}: {exc}")
             return {"ran": False, "reason": str(exc)}
         assert job.proc is not None
+        # Reported while the script runs, not before: a short job ends sooner. The
+        # end is reported only after this report got there (the registry's order).
+        running: concurrent.futures.Future | None = None
         with contextlib.suppress(Exception):
-            self._call(protocol.RUNNING, key=spec.key, pid=job.proc.pid)
+            running = self._call_soon(protocol.RUNNING, key=spec.key, pid=job.proc.pid)
         returncode = job.proc.wait()
         if job.cancelled:
             job.signal_group(signal.SIGKILL)  # the script's children too
         job.returncode = returncode
+        with contextlib.suppress(Exception):
+            if running is not None:
+                running.result(timeout=30)
         self._finish(job, returncode, None)
         return {"ran": True, "exit_code": returncode}
 
@@ -230,14 +240,19 @@ class WorkerJobs:
         except Exception as exc:
             logger.warning("dask-cli job %s: could not report its end: %s", job.key, exc)
         job.done = True
+        self.worker.loop.add_callback(job.ended.set)  # thread-safe
 
     def _call(self, op: str, **kwargs: Any) -> Any:
-        from distributed.utils import sync
+        """``op`` on the scheduler from the job's thread; its reply."""
+        return self._call_soon(op, **kwargs).result()
+
+    def _call_soon(self, op: str, **kwargs: Any) -> concurrent.futures.Future:
+        """Send ``op`` to the scheduler from the job's thread without waiting for it."""
 
         async def call() -> Any:
             return await getattr(self.worker.scheduler, op)(**kwargs)
 
-        return sync(self.worker.loop, call)
+        return asyncio.run_coroutine_threadsafe(call(), self.worker.loop.asyncio_loop)
 
     # --- handlers (the worker's event loop) ----------------------------------------
 
@@ -266,9 +281,11 @@ class WorkerJobs:
             sizes = {s: job.size(s) for s in streams}
             if ended or any(sizes[s] > offsets[s] for s in streams):
                 break
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 break
-            await asyncio.sleep(POLL_INTERVAL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(job.ended.wait(), min(POLL_INTERVAL, remaining))
         data: dict[str, bytes] = {}
         budget = max(1, int(limit))
         for s in streams:
