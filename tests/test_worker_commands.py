@@ -178,6 +178,19 @@ def test_list_table_and_json(cluster, client):
 
 
 @pytest.mark.timeout(120)
+def test_empty_listings_say_so_on_stderr(tmp_path):
+    """A scheduler without workers or jobs: one line on stderr, nothing on stdout, exit 0."""
+    with process_cluster(tmp_path, workers=()) as empty:
+        for command, message in (
+            (("worker", "list"), "The scheduler has no workers."),
+            (("job", "list"), "No jobs on this cluster; submit one with `dask job submit"),
+        ):
+            done = dask(empty, *command)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout == "" and message in done.stderr
+            assert json.loads(dask(empty, *command, "--json").stdout) == []
+
+
 def test_on_a_terminal_progress_and_a_table_that_keeps_addresses_whole(cluster):
     """On a terminal: a spinner on stderr during a wait longer than half a second, and a
     table whose title has the right plural and whose addresses are never folded."""

@@ -76,14 +76,15 @@ def cluster() -> None:
 
 
 def _timeout_option(what: str):
-    """``--timeout SECONDS`` (default 120) for the commands that wait for workers."""
+    """``--timeout`` (seconds or a time string, default 120 s) for the commands that wait."""
+    from dask_cli.commands.param_types import DURATION
+
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
+        type=DURATION,
         default=120,
         show_default=True,
-        metavar="SECONDS",
-        help=f"How long to wait for {what}.",
+        help=f"How long to wait for {what} (seconds, or a time string like 2m).",
     )
 
 
@@ -221,11 +222,10 @@ def list_clusters(as_json: bool) -> None:
     records = [entry.to_dict() for entry in local] + [
         {"name": c.name, "kind": c.kind, "source": c.source, "status": "discovered"} for c in found
     ]
-    if as_json:
-        output.print_json(records)
-        return
-    rows = [
-        (
+    output.print_records(
+        records,
+        LIST_COLUMNS,
+        lambda r: (
             r["name"],
             r["kind"],
             r["source"],
@@ -235,10 +235,12 @@ def list_clusters(as_json: bool) -> None:
             r.get("threads"),
             _memory(r.get("memory")),
             _age(r.get("created")),
-        )
-        for r in records
-    ]
-    output.print_table(LIST_COLUMNS, rows, title=f"{len(rows)} clusters")
+        ),
+        noun="cluster",
+        as_json=as_json,
+        to_json=lambda r: r,
+        empty="No named clusters; start one with `dask cluster start NAME`.",
+    )
 
 
 @cluster.command()

@@ -261,7 +261,13 @@ def list_jobs(settings, as_json: bool) -> None:
 
     records = asyncio.run(client.list_jobs(settings))
     output.print_records(
-        records, LIST_COLUMNS, _list_row, noun="job", as_json=as_json, to_json=lambda r: r.to_dict()
+        records,
+        LIST_COLUMNS,
+        _list_row,
+        noun="job",
+        as_json=as_json,
+        to_json=lambda r: r.to_dict(),
+        empty="No jobs on this cluster; submit one with `dask job submit SCRIPT`.",
     )
 
 

@@ -48,6 +48,7 @@ def list_workers(settings, as_json: bool) -> None:
         noun="worker",
         as_json=as_json,
         to_json=lambda r: r.to_msg(),
+        empty="The scheduler has no workers.",
     )
 
 

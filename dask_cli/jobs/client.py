@@ -275,8 +275,12 @@ async def status(settings: ClientSettings, key: str) -> JobRecord:
 
 
 async def list_jobs(settings: ClientSettings) -> list[JobRecord]:
+    """The jobs the scheduler remembers; none when nothing was ever submitted to it."""
     async with SchedulerLink(settings) as link:
-        reply = await link.call(protocol.LIST)
+        try:
+            reply = await link.call(protocol.LIST)
+        except NoJobRegistry:
+            return []
     return [JobRecord.from_dict(r) for r in reply.get("records") or []]
 
 

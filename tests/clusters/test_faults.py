@@ -100,6 +100,15 @@ def test_unknown_names_and_bad_input(state_dir):
     assert bad.returncode == 2 and "Invalid cluster name" in bad.stderr
     memory = dask("cluster", "start", "m", "--memory-limit", "lots", check=False)
     assert memory.returncode == 2 and "is not a size" in memory.stderr
-    for result in (missing, shell, bad, memory):
+    wait = dask("cluster", "start", "m", "--timeout", "soon", check=False)
+    assert wait.returncode == 2 and "'--timeout': 'soon' is not a duration" in wait.stderr
+    for result in (missing, shell, bad, memory, wait):
         assert "Traceback" not in result.stderr
     assert not (state_dir / "m").exists()
+
+
+def test_an_empty_list_says_so_on_stderr(state_dir):
+    empty = dask("cluster", "list")
+    assert empty.stdout == ""
+    assert "No named clusters; start one with `dask cluster start NAME`." in empty.stderr
+    assert dask("cluster", "list", "--json").stdout.strip() == "[]"

@@ -442,7 +442,7 @@ def test_worker_killed_during_a_job_fails_it_and_never_reruns_it(tmp_path):
         """,
     )
     with process_cluster(tmp_path, workers=("w1", "w2")) as cluster:
-        fresh = job(cluster, "list")
+        fresh = job(cluster, "status", "job-none-000000000000")
         assert fresh.returncode == 1 and "no dask-cli job registry" in fresh.stderr
         key = job(cluster, "submit", path).stdout.strip()
         script_pid = int(wait_for_file(pids))
