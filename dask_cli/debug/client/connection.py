@@ -289,7 +289,13 @@ class ShellConnection:
             while True:
                 raw = await self.comm.read()
                 self._last_heard = asyncio.get_running_loop().time()
-                self._dispatch(protocol.parse_service_message(raw))
+                msg = protocol.parse_service_message(raw)
+                self._dispatch(msg)
+                if isinstance(msg, protocol.Output):
+                    # A read of data already buffered completes without yielding to
+                    # the loop: while output keeps coming, nothing else (ptpython's
+                    # Ctrl-C handler, the interrupt it sends) would ever run.
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -5,8 +5,10 @@ Ctrl-C must stop plain code (a Python loop, ``time.sleep`` after it returns, a
 ``print`` loop, ``input()``) on the thread that runs it. The only way is an
 exception raised asynchronously in that thread (``PyThreadState_SetAsyncExc``), and
 such an exception arrives at whatever bytecode the thread runs next. So
-:class:`UserCode` delivers it only while the thread is in the user's code, at most
-once per eval, and clears any undelivered one when the code returns; everything
+:class:`UserCode` delivers it only while the thread is in the user's code (once per
+Ctrl-C, and once more if the code still runs after ``INTERRUPT_REPEAT``: one that
+lands in a finalizer or a weakref callback is only printed as "Exception ignored"),
+and clears any undelivered one when the code returns; everything
 the service itself runs on that thread while the code is in progress (the output
 path of ``print``, ``input()``) holds no lock the service's loop needs
 (:mod:`dask_cli.debug.service.streams`), and everything after the code returned
@@ -32,7 +34,7 @@ import queue
 import threading
 import traceback
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dask_cli.debug.service.streams import SessionOutput, current_output, install_routing
@@ -40,6 +42,8 @@ from dask_cli.debug.service.streams import SessionOutput, current_output, instal
 # After an interrupt, answer "interrupted" this soon even if the code has not stopped
 # (a C call such as time.sleep cannot be broken from another thread).
 INTERRUPT_GRACE = 0.5
+# Raise the interrupt once more if the code still runs after this long.
+INTERRUPT_REPEAT = INTERRUPT_GRACE / 2
 
 _filenames = itertools.count(1)
 
@@ -97,16 +101,17 @@ class UserCode:
 
     # --- on the service loop --------------------------------------------------
 
-    def interrupt(self) -> bool | None:
+    def interrupt(self, again: bool = False) -> bool | None:
         """Raise KeyboardInterrupt in the code if it runs now. True: raised (or raised
-        before); False: not running; None: the thread is switching, try again soon."""
+        before, unless ``again``); False: not running; None: the thread is switching,
+        try again soon."""
         self.requested = True
         if not self._switch.acquire(False):
             return None
         try:
             if not self.running or self._thread is None:
                 return False
-            if not self._raised:
+            if again or not self._raised:
                 self._raised = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(self._thread), ctypes.py_object(KeyboardInterrupt)
@@ -116,29 +121,23 @@ class UserCode:
             self._switch.release()
 
 
+@dataclass(eq=False)
 class EvalJob:
     """The thread's half of one eval: compile, run the code under :class:`UserCode`,
     and hand the :class:`Outcome` to the service loop through ``on_done``."""
 
-    def __init__(
-        self,
-        source: str,
-        mode: str,
-        filename: str,
-        namespace: dict[str, Any],
-        output: SessionOutput,
-        loop: asyncio.AbstractEventLoop,
-        on_done: Any,
-    ):
-        self.source = source
-        self.mode = mode
-        self.filename = filename
-        self.namespace = namespace
-        self.output = output
-        self.loop = loop
-        self.on_done = on_done
-        self.user_code = UserCode()
-        self.compiled_filename = filename  # ``<shell>`` becomes ``<shell-N>``
+    source: str
+    mode: str
+    filename: str
+    namespace: dict[str, Any]
+    output: SessionOutput
+    loop: asyncio.AbstractEventLoop
+    on_done: Any
+    user_code: UserCode = field(default_factory=UserCode)
+    compiled_filename: str = ""  # the filename, ``<shell>`` made ``<shell-N>``
+
+    def __post_init__(self) -> None:
+        self.compiled_filename = self.filename
 
     def run(self) -> None:
         """Never raises: whatever happens is the outcome."""
@@ -178,16 +177,27 @@ class EvalJob:
             value = types.FunctionType(code, self.namespace)()
             if code.co_flags & inspect.CO_COROUTINE:
                 return Outcome("ok", coroutine=value, expression=is_expression)
-            if not is_expression or value is None:
-                return Outcome("ok")
-            self.namespace["_"] = value
-            return Outcome("ok", value=repr(value))
-        except SystemExit as exc:
-            return exit_outcome(exc)
-        except KeyboardInterrupt:
-            return Outcome("interrupted")
+            return value_outcome(value, is_expression, self.namespace)
         except BaseException as exc:
-            return Outcome("error", traceback=format_exception(exc, filename))
+            return raised_outcome(exc, filename)
+
+
+def value_outcome(value: Any, expression: bool, namespace: dict[str, Any]) -> Outcome:
+    """What the code returned: an expression's value is shown and kept as ``_``
+    (plain code here, top-level await code on the server's loop)."""
+    if not expression or value is None:
+        return Outcome("ok")
+    namespace["_"] = value
+    return Outcome("ok", value=repr(value))
+
+
+def raised_outcome(exc: BaseException, filename: str) -> Outcome:
+    """What the code raised: ``exit()``, Ctrl-C, or an error with its traceback."""
+    if isinstance(exc, SystemExit):
+        return exit_outcome(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome("interrupted")
+    return Outcome("error", traceback=format_exception(exc, filename))
 
 
 def exit_outcome(exc: SystemExit) -> Outcome:

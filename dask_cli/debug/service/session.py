@@ -29,12 +29,13 @@ from dask_cli.debug.service import features
 from dask_cli.debug.service.audit import audit_trail
 from dask_cli.debug.service.evaluation import (
     INTERRUPT_GRACE,
+    INTERRUPT_REPEAT,
     EvalJob,
     EvalThread,
     Outcome,
-    exit_outcome,
-    format_exception,
     idle_threads,
+    raised_outcome,
+    value_outcome,
 )
 from dask_cli.debug.service.helpers import namespace_helpers, server_kind
 from dask_cli.debug.service.streams import (
@@ -160,16 +161,9 @@ class RunningEval:
             current_output.set(output)
             try:
                 value = await outcome.coroutine
-                if not outcome.expression or value is None:
-                    return Outcome("ok")
-                session.namespace["_"] = value
-                return Outcome("ok", value=repr(value))
-            except SystemExit as exc:
-                return exit_outcome(exc)
-            except KeyboardInterrupt:
-                return Outcome("interrupted")
-            except Exception as exc:
-                return Outcome("error", traceback=format_exception(exc, filename))
+                return value_outcome(value, outcome.expression, session.namespace)
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:  # not cancellation
+                return raised_outcome(exc, filename)
 
         if self.interrupted:
             outcome.coroutine.close()
@@ -188,9 +182,10 @@ class RunningEval:
 
     def interrupt(self) -> None:
         """Ctrl-C: cancel await code, raise KeyboardInterrupt in plain code, and give
-        up on the code after ``INTERRUPT_GRACE`` seconds."""
+        up on the code after ``INTERRUPT_GRACE`` seconds (timed from the first one)."""
         if self.finished.done():
             return
+        first = not self.interrupted
         self.interrupted = True
         if self.input_slot is not None:
             self.input_slot.answer(None, interrupted=True)
@@ -198,11 +193,18 @@ class RunningEval:
         if self.server_future is not None:
             self.server_future.cancel()
         self._raise_in_thread(50)
-        self.loop.call_later(INTERRUPT_GRACE, self.session._abandon, self)
+        if first:
+            self.loop.call_later(INTERRUPT_REPEAT, self._raise_again)
+            self.loop.call_later(INTERRUPT_GRACE, self.session._abandon, self)
 
-    def _raise_in_thread(self, tries: int) -> None:
-        if self.job.user_code.interrupt() is None and tries > 0:
-            self.loop.call_later(INTERRUPT_RETRY, self._raise_in_thread, tries - 1)
+    def _raise_in_thread(self, tries: int, again: bool = False) -> None:
+        if self.job.user_code.interrupt(again) is None and tries > 0:
+            self.loop.call_later(INTERRUPT_RETRY, self._raise_in_thread, tries - 1, again)
+
+    def _raise_again(self) -> None:
+        """The code still runs: the first interrupt may have been swallowed."""
+        if not self.finished.done() and self.server_future is None:
+            self._raise_in_thread(50, again=True)
 
     def _ask_input(self, prompt: str, slot: _InputSlot) -> None:
         if self.finished.done() or self.output.closed or self.interrupted:

@@ -74,6 +74,12 @@ class Terminal:
                 raise AssertionError(f"no prompt within {timeout}s:\n{self.text()}")
             self._read(0.05)
 
+    def forget(self) -> None:
+        """Drop the screen text seen so far: matching re-reads the whole text, which a
+        long output (a print loop) would make slower round after round."""
+        self.raw = ""
+        self._consumed = 0
+
     def send(self, keys: str) -> None:
         self.child.send(keys)
 
@@ -110,12 +116,16 @@ def shell_cluster(tmp_path_factory):
         yield cluster
 
 
-@pytest.fixture
-def home(tmp_path) -> Path:
+def make_home(directory: Path) -> Path:
     """A fresh HOME with XDG directories: no user config, history written here."""
     for name in ("config", "data", "cache"):
-        (tmp_path / name).mkdir()
-    return tmp_path
+        (directory / name).mkdir()
+    return directory
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return make_home(tmp_path)
 
 
 def shell_env(cluster, home: Path) -> dict[str, str]:
