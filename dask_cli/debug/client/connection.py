@@ -228,7 +228,9 @@ class ShellConnection:
             raise ConnectionFailed(f"Connection to {self.address} is closed")
         self._pending[msg.id] = pending
         try:
-            await self._write(msg.to_msg())
+            # Not ``msg.to_msg()``: ``dataclasses.asdict`` deep-copies, a measurable
+            # part of a short request; a request's fields are plain values.
+            await self._write(vars(msg) | {"op": msg.op})
             return await self._wait_alive(pending.future)
         finally:
             self._pending.pop(msg.id, None)
@@ -240,11 +242,17 @@ class ShellConnection:
         ``timeout / 2`` seconds without a message we send a ``ping``, which the
         service answers at once from its own thread even while the code runs. Only
         ``timeout`` seconds of complete silence (a frozen or unreachable process)
-        fail the wait, and the connection with it."""
+        fail the wait, and the connection with it.
+
+        The task awaits ``future`` itself and a timer does the watching: a waiter
+        woken by either (the earlier way) cost every short request a loop iteration."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        half = self.timeout / 2
-        while not future.done():
+        timer: list[asyncio.TimerHandle] = []
+
+        def watch() -> None:
+            if future.done():
+                return
             now = loop.time()
             heard = max(self._last_heard, started)
             if now - heard >= self.timeout:
@@ -256,13 +264,20 @@ class ShellConnection:
                 )
                 self._closed = self._closed or error
                 self._fail_all(error)
-                break
+                return
+            half = self.timeout / 2
             if now - max(heard, self._last_ping) >= half:
                 self._last_ping = now
                 self._spawn_ping()
             wake = min(heard + self.timeout, max(heard, self._last_ping) + half)
-            await _done_or_later(future, max(wake - now, 0.01))
-        return future.result()
+            timer[:] = [loop.call_later(max(wake - now, 0.01), watch)]
+
+        watch()
+        try:
+            return await future
+        finally:
+            for handle in timer:
+                handle.cancel()
 
     def _spawn_ping(self) -> None:
         """Send a ``ping`` without waiting for it: its answer, like any message,
@@ -336,24 +351,3 @@ class ShellConnection:
         for pending in list(self._pending.values()):
             if not pending.future.done():
                 pending.future.set_exception(exc)
-
-
-async def _done_or_later(future: asyncio.Future[Any], delay: float) -> None:
-    """Return when ``future`` is done or after ``delay`` seconds, whichever is first.
-
-    ``wait_for(shield(future))`` did the same with a task, two futures and a
-    cancellation per wait: a measurable part of a short request's round trip."""
-    loop = asyncio.get_running_loop()
-    waiter = loop.create_future()
-
-    def wake(_: Any = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    future.add_done_callback(wake)
-    handle = loop.call_later(delay, wake)
-    try:
-        await waiter
-    finally:
-        handle.cancel()
-        future.remove_done_callback(wake)

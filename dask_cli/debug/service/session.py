@@ -250,10 +250,15 @@ class RunningEval:
     async def send_output(self) -> None:
         for stream, text in self.output.take():
             for start in range(0, len(text), OUTPUT_CHUNK):
+                # A plain dict, not ``Output(...).to_msg()`` (``dataclasses.asdict``
+                # deep-copies): this is sent for every chunk of output.
                 await self.session.send(
-                    protocol.Output(
-                        id=self.request.id, stream=stream, text=text[start : start + OUTPUT_CHUNK]
-                    ).to_msg()
+                    {
+                        "op": protocol.Output.op,
+                        "id": self.request.id,
+                        "stream": stream,
+                        "text": text[start : start + OUTPUT_CHUNK],
+                    }
                 )
 
     async def finish(self) -> None:
@@ -322,14 +327,13 @@ class ShellSession:
                     self._eval_thread().jobs.put(running.job)
                     outcome = await running.finished
                     await running.finish()
-            await self.send(
-                protocol.Result(
-                    id=request.id,
-                    status=outcome.status,
-                    value=str(outcome.exit_code) if outcome.status == "exit" else outcome.value,
-                    traceback=outcome.traceback,
-                ).to_msg()
+            result = protocol.Result(
+                id=request.id,
+                status=outcome.status,
+                value=str(outcome.exit_code) if outcome.status == "exit" else outcome.value,
+                traceback=outcome.traceback,
             )
+            await self.send(vars(result) | {"op": result.op})  # to_msg() deep-copies
         except Exception:  # the client is gone; the session ends with the connection
             running.interrupt()
         finally:

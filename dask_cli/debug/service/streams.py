@@ -14,6 +14,8 @@ import _thread
 import collections
 import contextvars
 import io
+import itertools
+import operator
 import sys
 import threading
 from collections.abc import Callable
@@ -28,6 +30,9 @@ MAX_PENDING_BYTES = 1024 * 1024
 MAX_UNWAITED_BYTES = 16 * MAX_PENDING_BYTES
 # A waiting writer looks again this often even if no wake-up came.
 ROOM_POLL = 0.05
+
+_stream = operator.itemgetter(0)
+_text = operator.itemgetter(1)
 
 
 class SessionOutput:
@@ -69,16 +74,17 @@ class SessionOutput:
         return self._written - self._taken
 
     def write(self, stream: str, text: str) -> None:
+        # Called twice per print(): every attribute read and call here counts.
         if not text or self.closed:
             return
-        if self.pending > MAX_PENDING_BYTES and not self._wait_for_room():
+        if self._written - self._taken > MAX_PENDING_BYTES and not self._wait_for_room():
             return
         self._chunks.append((stream, text))
-        self._written += len(text)
+        self._written = written = self._written + len(text)
         if self._loop_idle:
             self._loop_idle = False
-            self._on_data(self.pending >= FLUSH_BYTES)
-        elif not self._urgent_sent and self.pending >= FLUSH_BYTES:
+            self._on_data(written - self._taken >= FLUSH_BYTES)
+        elif not self._urgent_sent and written - self._taken >= FLUSH_BYTES:
             self._urgent_sent = True
             self._on_data(True)
 
@@ -105,19 +111,19 @@ class SessionOutput:
         one stream joined); lets a waiting writer go on. Called on the service loop."""
         self._loop_idle = True  # before draining: a later write wakes the loop again
         self._urgent_sent = False
-        joined: list[tuple[str, list[str]]] = []
-        taken = 0
-        chunks = self._chunks
-        while chunks:
-            stream, text = chunks.popleft()
-            taken += len(text)
-            if joined and joined[-1][0] == stream:
-                joined[-1][1].append(text)
-            else:
-                joined.append((stream, [text]))
-        self._taken += taken
+        popleft = self._chunks.popleft
+        # Only what is there now (a writer may append meanwhile): popleft is atomic.
+        chunks = [popleft() for _ in range(len(self._chunks))]
+        if len(set(map(_stream, chunks))) <= 1:  # one stream: one join in C
+            joined = [(chunks[0][0], "".join(map(_text, chunks)))] if chunks else []
+        else:
+            joined = [
+                (stream, "".join(map(_text, group)))
+                for stream, group in itertools.groupby(chunks, key=_stream)
+            ]
+        self._taken += sum(len(text) for _, text in joined)
         self._let_writer_go()
-        return [(stream, "".join(parts)) for stream, parts in joined]
+        return joined
 
     def _let_writer_go(self) -> None:
         if self._room.locked():
@@ -157,7 +163,7 @@ class RoutedStream(io.TextIOBase):
         return current_output.get()
 
     def write(self, text: str) -> int:
-        target = self._target()
+        target = current_output.get()  # not self._target(): a call less per write
         if target is None:
             if self._original is None:  # no stream at all (e.g. pythonw): drop
                 return len(text)

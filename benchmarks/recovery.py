@@ -1,0 +1,176 @@
+"""Recovery after a client fault: how soon a fresh session answers ``1+1`` on a worker
+whose last client just failed, against a fresh session on an untouched worker.
+
+One cluster of two ``dask worker`` processes started for this module: ``faulted``
+takes the faults, ``clean`` never does. One sample of a fault kind is the fault,
+then the clock: from the moment of the fault until a new connection to
+``faulted`` (hello, welcome, ``1+1``) has its answer; right after it, the same
+fresh session on ``clean`` is the anchor. The faults:
+
+- ``drop mid-output``: the client's TCP connection is cut (no bye, no interrupt)
+  while a loop prints;
+- ``Ctrl-C on a print loop``: the client interrupts the loop (its session stays
+  open, as the REPL's does); the clock starts when the interrupt is sent;
+- ``| head -2``: ``dask worker shell faulted -c '<print loop>' | head -2`` through
+  the real CLI; the clock starts when that process has exited.
+
+Target (design): at most 1.5x, every time, so each fault reports its worst ratio
+over the repeats as well as the ratio of the medians.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks import Result, Settings
+from dask_cli.testing import dask_command, process_cluster
+
+TARGET = 1.5
+PRINT_LOOP = "for i in range(10**8):\n    print(i)"
+STARTED_TIMEOUT = 10.0
+
+
+async def _fresh_session(address: str) -> float:
+    """Seconds until a new session on ``address`` answers ``1+1`` (connect included)."""
+    from dask_cli.debug.client.connection import ShellConnection
+
+    start = time.perf_counter()
+    conn = await ShellConnection.open(address, timeout=10)
+    try:
+        result = await conn.eval("1+1")
+        elapsed = time.perf_counter() - start
+    finally:
+        await conn.close()
+    if result.value != "2":
+        raise RuntimeError(f"a fresh session answered {result.value!r} ({result.status})")
+    return elapsed
+
+
+async def _printing(address: str):  # noqa: ANN202 - (connection, eval task)
+    """A session running the print loop, once its first output has arrived."""
+    from dask_cli.debug.client.connection import ShellConnection
+
+    conn = await ShellConnection.open(address, timeout=10)
+    started = asyncio.Event()
+    task = asyncio.ensure_future(
+        conn.eval(PRINT_LOOP, mode="exec", on_output=lambda stream, text: started.set())
+    )
+    await asyncio.wait_for(started.wait(), STARTED_TIMEOUT)
+    return conn, task
+
+
+async def _drop(address: str) -> None:
+    """The fault: the client vanishes mid-output (TCP cut, no bye, no interrupt)."""
+    conn, task = await _printing(address)
+    conn.comm.abort()
+    conn._reader.cancel()
+    task.cancel()
+
+
+def _head(scheduler: str) -> Callable[[], None]:
+    command = shlex.join(
+        dask_command("worker", "shell", "faulted", "--scheduler", scheduler, "-c") + [PRINT_LOOP]
+    )
+
+    def run() -> None:
+        done = subprocess.run(
+            ["bash", "-c", f"{command} 2>&1 | head -2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.stdout != "0\n1\n":
+            raise RuntimeError(f"| head -2 printed {done.stdout[:200]!r}")
+
+    return run
+
+
+async def _measure(faulted: str, clean: str, scheduler: str, repeats: int) -> dict[str, list]:
+    """Per fault kind, (ours, anchor) seconds for each repetition."""
+    samples: dict[str, list[tuple[float, float]]] = {"drop": [], "ctrl-c": [], "head": []}
+    head = _head(scheduler)
+    await _fresh_session(faulted)  # warm both (imports, first connection)
+    await _fresh_session(clean)
+    for _ in range(repeats):
+        await _drop(faulted)
+        start = time.perf_counter()
+        await _fresh_session(faulted)
+        ours = time.perf_counter() - start
+        samples["drop"].append((ours, await _fresh_session(clean)))
+
+        conn, task = await _printing(faulted)
+        try:
+            start = time.perf_counter()
+            await conn.interrupt()
+            await _fresh_session(faulted)
+            ours = time.perf_counter() - start
+            result = await asyncio.wait_for(task, 10)
+        finally:
+            await conn.close()
+        if result.status != "interrupted":
+            raise RuntimeError(f"the print loop ended {result.status!r}, not interrupted")
+        samples["ctrl-c"].append((ours, await _fresh_session(clean)))
+
+        await asyncio.get_running_loop().run_in_executor(None, head)
+        start = time.perf_counter()
+        await _fresh_session(faulted)
+        ours = time.perf_counter() - start
+        samples["head"].append((ours, await _fresh_session(clean)))
+    return samples
+
+
+def _shell_addresses(scheduler: str) -> tuple[str, str]:
+    from dask_cli.debug.client.resolve import resolve_worker
+    from dask_cli.debug.client.settings import ClientSettings
+
+    async def resolve() -> tuple[str, str]:
+        settings = ClientSettings(scheduler=scheduler)
+        faulted = await resolve_worker(settings, "faulted")
+        clean = await resolve_worker(settings, "clean")
+        assert faulted.shell_address and clean.shell_address
+        return faulted.shell_address, clean.shell_address
+
+    return asyncio.run(resolve())
+
+
+LABELS = {
+    "drop": "connection dropped mid-output",
+    "ctrl-c": "Ctrl-C on a print loop",
+    "head": "`dask worker shell -c ... | head -2`",
+}
+
+
+def after_faults(settings: Settings) -> list[Result]:
+    """Fresh session after each fault vs on an untouched worker: worst and median."""
+    with tempfile.TemporaryDirectory(prefix="dask-cli-bench-") as tmp:
+        with process_cluster(Path(tmp), workers=("faulted", "clean")) as cluster:
+            faulted, clean = _shell_addresses(cluster.scheduler_address)
+            samples = asyncio.run(
+                _measure(faulted, clean, cluster.scheduler_address, settings.repeats)
+            )
+    results = []
+    for kind, pairs in samples.items():
+        label = LABELS[kind]
+        worst = max(pairs, key=lambda pair: pair[0] / pair[1])
+        results.append(
+            Result(f"fresh session after {label}, worst of {len(pairs)}", *worst, TARGET)
+        )
+        results.append(
+            Result(
+                f"fresh session after {label}, median",
+                statistics.median(ours for ours, _ in pairs),
+                statistics.median(anchor for _, anchor in pairs),
+                TARGET,
+            )
+        )
+    return results
+
+
+BENCHMARKS = [after_faults]
