@@ -96,7 +96,10 @@ async def code_stops(address: str, filename: str, timeout: float = 5.0) -> None:
                 return
             assert result.value == "True", result
             if loop.time() > deadline:
-                raise AssertionError(f"code from {filename} still runs after {timeout:g} s")
+                stacks = await conn.stacks()  # where it runs: the failure says
+                raise AssertionError(
+                    f"code from {filename} still runs after {timeout:g} s:\n{stacks}"
+                )
             await asyncio.sleep(0.1)
     finally:
         await conn.close()

@@ -6,7 +6,7 @@ Ctrl-C must stop plain code (a Python loop, ``time.sleep`` after it returns, a
 exception raised asynchronously in that thread (``PyThreadState_SetAsyncExc``), and
 such an exception arrives at whatever bytecode the thread runs next. So
 :class:`UserCode` delivers it only while the thread is in the user's code (once per
-Ctrl-C, and once more if the code still runs after ``INTERRUPT_REPEAT``: one that
+Ctrl-C, and again every ``INTERRUPT_REPEAT`` while the code still runs: one that
 lands in a finalizer or a weakref callback is only printed as "Exception ignored"),
 and clears any undelivered one when the code returns; everything
 the service itself runs on that thread while the code is in progress (the output
@@ -42,8 +42,9 @@ from dask_cli.debug.service.streams import SessionOutput, current_output, instal
 # After an interrupt, answer "interrupted" this soon even if the code has not stopped
 # (a C call such as time.sleep cannot be broken from another thread).
 INTERRUPT_GRACE = 0.5
-# Raise the interrupt once more if the code still runs after this long.
+# Raise the interrupt again this often while the code still runs, this many times.
 INTERRUPT_REPEAT = INTERRUPT_GRACE / 2
+INTERRUPT_REPEATS = 40
 
 _filenames = itertools.count(1)
 
@@ -168,8 +169,19 @@ class EvalJob:
         try:
             outcome = self._run_user_code(code, is_expression, filename)
         finally:
-            self.user_code.leave()
+            self._leave()
         return outcome
+
+    def _leave(self) -> None:
+        """``UserCode.leave``, surely: an interrupt raised just before it may land on its
+        first line, and a ``running`` left True would let the next ones reach the
+        service's code on this thread."""
+        while True:
+            try:
+                self.user_code.leave()
+                return
+            except BaseException:  # that interrupt: leave again
+                continue
 
     def _run_user_code(self, code: types.CodeType, is_expression: bool, filename: str) -> Outcome:
         """Inside ``UserCode.enter/leave``: the interrupt may arrive anywhere here."""

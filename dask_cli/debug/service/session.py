@@ -30,6 +30,7 @@ from dask_cli.debug.service.audit import audit_trail
 from dask_cli.debug.service.evaluation import (
     INTERRUPT_GRACE,
     INTERRUPT_REPEAT,
+    INTERRUPT_REPEATS,
     EvalJob,
     EvalThread,
     Outcome,
@@ -111,6 +112,7 @@ class RunningEval:
         self.input_slot: _InputSlot | None = None
         self.server_future: Any = None  # await code: its future on the server's loop
         self.interrupted = False
+        self.returned = False  # the thread handed back its outcome
 
     # --- called on the eval's thread (schedule, never wait for the loop) -------
 
@@ -140,6 +142,7 @@ class RunningEval:
             self.pump = asyncio.ensure_future(self._pump())
 
     def _thread_done(self, outcome: Outcome) -> None:
+        self.returned = True  # the thread is out of the code: no more interrupts
         if self.finished.done():
             if outcome.coroutine is not None:
                 outcome.coroutine.close()
@@ -194,17 +197,22 @@ class RunningEval:
             self.server_future.cancel()
         self._raise_in_thread(50)
         if first:
-            self.loop.call_later(INTERRUPT_REPEAT, self._raise_again)
+            self.loop.call_later(INTERRUPT_REPEAT, self._raise_again, INTERRUPT_REPEATS)
             self.loop.call_later(INTERRUPT_GRACE, self.session._abandon, self)
 
     def _raise_in_thread(self, tries: int, again: bool = False) -> None:
         if self.job.user_code.interrupt(again) is None and tries > 0:
             self.loop.call_later(INTERRUPT_RETRY, self._raise_in_thread, tries - 1, again)
 
-    def _raise_again(self) -> None:
-        """The code still runs: the first interrupt may have been swallowed."""
-        if not self.finished.done() and self.server_future is None:
-            self._raise_in_thread(50, again=True)
+    def _raise_again(self, left: int) -> None:
+        """The code still runs: raise again, every ``INTERRUPT_REPEAT`` for a while, also
+        once it was given up on. The eval's thread is where the garbage collector runs
+        the service's finalizers and weakref callbacks (it allocates the most), and an
+        interrupt that lands in one of them is only printed as "Exception ignored"."""
+        if self.returned or self.server_future is not None or left <= 0:
+            return
+        if self.job.user_code.interrupt(again=True) is not False:  # False: the code is over
+            self.loop.call_later(INTERRUPT_REPEAT, self._raise_again, left - 1)
 
     def _ask_input(self, prompt: str, slot: _InputSlot) -> None:
         if self.finished.done() or self.output.closed or self.interrupted:
