@@ -236,3 +236,37 @@ async def test_abandoned_code_output_is_dropped(conn):
     result, out = await run(conn, "import time\ntime.sleep(2)\nprint('next')")
     assert result.status == "ok"
     assert out == "next\n"
+
+
+async def test_switch_interval_is_short_while_shell_code_runs(conn):
+    """A print loop must not keep the GIL 5 ms at a time from the service."""
+    from dask_cli.debug.service.evaluation import SwitchInterval
+
+    await conn.eval("import sys", mode="exec")
+    result = await conn.eval("sys.getswitchinterval()")
+    assert float(result.value) == SwitchInterval.RESPONSIVE
+
+
+def test_switch_interval_comes_back_after_the_last_eval():
+    """Counted across overlapping evals; a value set meanwhile by the user stays."""
+    import sys
+
+    from dask_cli.debug.service.evaluation import SwitchInterval
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        guard = SwitchInterval()
+        guard.enter()
+        guard.enter()
+        assert sys.getswitchinterval() == SwitchInterval.RESPONSIVE
+        guard.leave()
+        assert sys.getswitchinterval() == SwitchInterval.RESPONSIVE  # one still runs
+        guard.leave()
+        assert sys.getswitchinterval() == 0.005
+        guard.enter()
+        sys.setswitchinterval(0.002)  # the user's code sets its own
+        guard.leave()
+        assert sys.getswitchinterval() == 0.002
+    finally:
+        sys.setswitchinterval(before)
