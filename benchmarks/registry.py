@@ -42,7 +42,9 @@ async def _in_process(address: str, n: int, settings: Settings) -> dict[str, flo
     from dask_cli.debug.client.resolve import list_workers, resolve_worker
     from dask_cli.debug.client.settings import ClientSettings
 
-    client_settings = ClientSettings(scheduler=address)
+    # A host process with 1,000 workers is slow to answer anything (their heartbeats
+    # share its loop): wait as long as the anchor does, never the 10 s default.
+    client_settings = ClientSettings(scheduler=address, timeout=120)
     scheduler = rpc(address)
 
     async def resolve() -> None:
@@ -80,7 +82,7 @@ def _at(n: int, settings: Settings) -> list[Result]:
     with InProcessHost(n, timeout=900) as host:
         medians = run_async(_in_process(host.address, n, settings))
         assert isinstance(medians, dict)
-        ours = [*dask_cli_argv(), "worker", "list", "--scheduler", host.address]
+        ours = [*dask_cli_argv(), "worker", "list", "--scheduler", host.address, "--timeout", "120"]
         anchor = [sys.executable, "-c", ANCHOR, host.address]
         whole = median_times(
             {"ours": run_process(ours), "anchor": run_process(anchor)},

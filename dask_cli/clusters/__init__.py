@@ -13,25 +13,32 @@ The API other commands use:
   ssh --name``, say) a named cluster for as long as that process runs;
 - :func:`cluster_names` lists the names (for Tab completion).
 
-Importing this package imports neither distributed nor the holder.
+Importing this package imports nothing else (each name is imported on first use).
 """
 
-from dask_cli.clusters.control import scheduler_address_for
-from dask_cli.clusters.state import (
-    ClusterExists,
-    ClusterNotFound,
-    ClusterState,
-    CorruptState,
-    registered_cluster,
-)
-from dask_cli.clusters.state import names as cluster_names
+from __future__ import annotations
 
-__all__ = [
-    "ClusterExists",
-    "ClusterNotFound",
-    "ClusterState",
-    "CorruptState",
-    "cluster_names",
-    "registered_cluster",
-    "scheduler_address_for",
-]
+import importlib
+from typing import Any
+
+# Each name from the module that defines it, on first use: ``--cluster`` completion
+# and ``--help`` import this package, and control.py pulls in asyncio.
+_EXPORTS = {
+    "ClusterExists": ("state", "ClusterExists"),
+    "ClusterNotFound": ("state", "ClusterNotFound"),
+    "ClusterState": ("state", "ClusterState"),
+    "CorruptState": ("state", "CorruptState"),
+    "cluster_names": ("state", "names"),
+    "registered_cluster": ("state", "registered_cluster"),
+    "scheduler_address_for": ("control", "scheduler_address_for"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
