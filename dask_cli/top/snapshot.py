@@ -58,29 +58,42 @@ class ThroughputHistory:
         return out
 
 
+_NO_METRICS: Mapping[str, Any] = {}
+_STATUS_NAMES: dict[Any, str] = {}  # distributed Status -> its name (enum .name is slow)
+
+
 def worker_row(ws: Any, record: Mapping[str, Any] | None, now: float) -> list[Any]:
-    """``WORKER_COLUMNS`` values of a worker the scheduler knows (``ws``: WorkerState)."""
-    metrics = ws.metrics or {}
-    counts = metrics.get("task_counts") or {}
-    spilled = metrics.get("spilled_bytes") or {}
-    record = record or {}
-    status = KEPT_ALIVE if record.get("status") == KEPT_ALIVE else ws.status.name
+    """``WORKER_COLUMNS`` values of a worker the scheduler knows (``ws``: WorkerState).
+
+    Called for every worker on each refresh: plain dict reads, no allocation beyond
+    the row itself."""
+    metrics = ws.metrics or _NO_METRICS
+    get = metrics.get
+    counts = get("task_counts") or _NO_METRICS
+    spilled = get("spilled_bytes")
+    if record and record.get("status") == KEPT_ALIVE:
+        status = KEPT_ALIVE
+    else:
+        status = _STATUS_NAMES.get(ws.status)
+        if status is None:
+            status = _STATUS_NAMES[ws.status] = ws.status.name
+    seen = now - ws.last_seen
     return [
         str(ws.name),
         ws.address,
         status,
         ws.nthreads,
-        metrics.get("cpu"),
-        metrics.get("memory"),
+        get("cpu"),
+        get("memory"),
         ws.memory_limit or 0,
-        metrics.get("managed_bytes"),
-        spilled.get("disk", 0),
+        get("managed_bytes"),
+        spilled.get("disk", 0) if spilled else 0,
         len(ws.processing),
         counts.get("executing", 0) + counts.get("long-running", 0),
         counts.get("ready", 0) + counts.get("constrained", 0),
-        metrics.get("event_loop_interval"),
-        max(now - ws.last_seen, 0.0),
-        record.get("kept_alive_reason"),
+        get("event_loop_interval"),
+        seen if seen > 0.0 else 0.0,
+        record.get("kept_alive_reason") if record else None,
     ]
 
 
@@ -235,14 +248,18 @@ def build(
     now = scheduler_time()
     totals = Totals()
     rows = []
-    for address, ws in list(scheduler.workers.items()):
-        row = worker_row(ws, records.get(address), now)
+    threads = memory = memory_limit = spilled = 0
+    workers = list(scheduler.workers.items())
+    for address, ws in workers:
+        row = worker_row(ws, records.get(address) if records else None, now)
         rows.append(row)
-        totals.workers += 1
-        totals.threads += ws.nthreads
-        totals.memory += row[5] or 0
-        totals.memory_limit += row[6]
-        totals.spilled += row[8] or 0
+        threads += row[3]
+        memory += row[5] or 0
+        memory_limit += row[6]
+        spilled += row[8] or 0
+    totals.workers = len(workers)
+    totals.threads, totals.memory = threads, memory
+    totals.memory_limit, totals.spilled = memory_limit, spilled
     for address, record in departed.items():
         if address not in scheduler.workers:
             rows.append(departed_row(address, record))
@@ -258,7 +275,9 @@ def build(
         prefixes=prefixes,
         erred=erred_rows(scheduler.erred_tasks),
         paused=paused_rows(
-            pauses or {}, {address: str(ws.name) for address, ws in scheduler.workers.items()}
-        ),
+            pauses, {address: str(ws.name) for address, ws in scheduler.workers.items()}
+        )
+        if pauses
+        else [],
         logs=log_rows(scheduler, float(log_since or 0.0)),
     )

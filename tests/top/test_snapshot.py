@@ -187,3 +187,29 @@ async def test_tasks_paused_at_breakpoint_are_listed():
             assert pause.where.endswith(f":{stops_here.__code__.co_firstlineno + 1}")
             assert pause.since and pause.attached is None
             del future
+
+
+async def test_kept_alive_record_of_a_live_worker_is_read_from_the_registry():
+    """The snapshot skips the shell plugin's registry while no worker record says
+    kept-alive; one published record that does must still show."""
+    async with Scheduler(**HOST, preload=["dask_cli.debug"]) as s:
+        async with (
+            Worker(s.address, host="127.0.0.1", nthreads=1, name="a", preload=["dask_cli.debug"]),
+            Worker(s.address, host="127.0.0.1", nthreads=1, name="b", preload=["dask_cli.debug"]),
+        ):
+            workers = s.get_metadata(keys=["dask-cli", "workers"], default={})
+            await wait_for(lambda: len(workers) == 2)
+            await wait_for(lambda: all(ws.status.name == "running" for ws in s.workers.values()))
+            top = top_of(s)
+            snap = protocol.decode(top.snapshot())
+            assert sorted((w.name, w.status) for w in snap.workers) == [
+                ("a", "running"),
+                ("b", "running"),
+            ]
+            address = next(w.address for w in snap.workers if w.name == "a")
+            record = {**workers[address], "status": "kept-alive", "kept_alive_reason": "why"}
+            s.set_metadata(keys=["dask-cli", "workers", address], value=record)
+
+            rows = {w.name: w for w in protocol.decode(top.snapshot()).workers}
+            assert (rows["a"].status, rows["a"].kept_alive_reason) == ("kept-alive", "why")
+            assert (rows["b"].status, rows["b"].kept_alive_reason) == ("running", None)
