@@ -29,7 +29,7 @@ ANCHOR = """\
 import sys
 from distributed import Client
 
-with Client(sys.argv[1]) as client:
+with Client(sys.argv[1], timeout=120) as client:
     workers = client.scheduler_info(n_workers=-1)["workers"]
     for address, info in workers.items():
         print(info["name"], address)
