@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -49,7 +50,10 @@ def test_peak_rss_sees_memory_allocated_inside_the_block() -> None:
 
     size = 64 * 2**20
     with PeakRSS(os.getpid(), interval=0.001) as rss:
-        block = bytearray(size)  # zero-filled: every page is touched
+        # Written, so every page is resident (a zeroed bytearray is calloc'd: its pages
+        # may never be touched), and held long enough for the 1 ms sampler to see it.
+        block = b"\x01" * size
+        time.sleep(0.1)
         del block
     assert rss.growth >= size // 2
     assert rss.peak >= rss.baseline + rss.growth
