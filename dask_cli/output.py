@@ -113,15 +113,16 @@ def print_records(
     *,
     noun: str,
     as_json: bool,
-    to_json: Callable[[T], Any],
+    to_json: Callable[[T], Any] | None = None,
     empty: str | None = None,
 ) -> None:
     """What every ``list`` command prints: with ``--json`` one JSON list of whole
     records (for scripts), else a table of one ``row`` per record, titled with their
     count, so the listings of workers, jobs and the rest read alike; ``empty`` is said
-    on stderr instead of an empty table."""
+    on stderr instead of an empty table. ``to_json`` defaults to ``record.to_dict()``."""
     if as_json:
-        print_json([to_json(record) for record in records])
+        convert = to_json or (lambda record: record.to_dict())
+        print_json([convert(record) for record in records])
         return
     if not records and empty:
         notice(empty)  # on stderr: stdout (nothing) stays what scripts parse

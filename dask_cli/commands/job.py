@@ -12,6 +12,7 @@ import click
 from dask_cli.commands.client_options import client_options
 
 LIST_COLUMNS = ("key", "name", "state", "worker", "submitted", "duration", "exit status")
+NO_JOBS = "No jobs on this cluster; submit one with `dask job submit SCRIPT`."
 
 
 @click.group()
@@ -261,13 +262,7 @@ def list_jobs(settings, as_json: bool) -> None:
 
     records = asyncio.run(client.list_jobs(settings))
     output.print_records(
-        records,
-        LIST_COLUMNS,
-        _list_row,
-        noun="job",
-        as_json=as_json,
-        to_json=lambda r: r.to_dict(),
-        empty="No jobs on this cluster; submit one with `dask job submit SCRIPT`.",
+        records, LIST_COLUMNS, _list_row, noun="job", as_json=as_json, empty=NO_JOBS
     )
 
 

@@ -15,6 +15,7 @@ from dask_cli.commands.param_types import TARGET
 from dask_cli.debug.client.name_completion import complete_worker_name
 
 LIST_COLUMNS = ("name", "address", "status", "threads", "memory", "tasks", "shell address")
+NO_WORKERS = "The scheduler has no workers."
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 target_argument = click.argument(
@@ -47,9 +48,14 @@ def list_workers(settings, as_json: bool) -> None:
         _list_row,
         noun="worker",
         as_json=as_json,
-        to_json=lambda r: r.to_msg(),
-        empty="The scheduler has no workers.",
+        to_json=_msg,
+        empty=NO_WORKERS,
     )
+
+
+def _msg(r: Any) -> dict[str, Any]:
+    """A ``WorkerRecord`` as ``--json`` shows it: the record the scheduler keeps."""
+    return r.to_msg()
 
 
 def _list_row(r: Any) -> tuple[Any, ...]:
