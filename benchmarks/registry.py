@@ -1,7 +1,10 @@
 """Name resolution and ``dask worker list`` with 200 and 1,000 workers registered.
 
-In-process workers with their shell services (:mod:`benchmarks._host`), and a
-scheduler with our registry plugin. Anchors, same scheduler, same run:
+In-process workers (:mod:`benchmarks._host`) and a scheduler with our registry
+plugin. At 200 the workers run their shell services; 1,000 shell services (a thread
+and a loop each) do not start within 15 minutes on 2 cores, so at 1,000 the workers
+have none and join a ``dask scheduler`` process (our plugins, as users run it), and
+only listing is measured (nothing to resolve to). Anchors, same scheduler, same run:
 
 - resolving a name (``resolve_worker``: the ``dask_cli_workers`` request and the
   lookup) and listing (``list_workers``) vs the scheduler's ``identity`` over
@@ -14,13 +17,18 @@ scheduler with our registry plugin. Anchors, same scheduler, same run:
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import tempfile
+from pathlib import Path
 
 from benchmarks import Result, Settings, median_times
 from benchmarks._common import InProcessHost, median_times_async, run_async, run_process
 from benchmarks.startup import dask_cli_argv
+from dask_cli.testing import process_cluster
 
 SIZES = (200, 1000)
+SHELL_UP_TO = 200  # workers with shell services up to this size
 QUICK_SIZES = (50,)  # starting 200 in-process workers alone takes ~a minute on 2 busy cores
 IN_PROCESS_TARGET = 1.5
 PROCESS_TARGET = 0.9
@@ -36,7 +44,9 @@ with Client(sys.argv[1], timeout=120) as client:
 """
 
 
-async def _in_process(address: str, n: int, settings: Settings) -> dict[str, float]:
+async def _in_process(
+    address: str, n: int, settings: Settings, shells: bool = True
+) -> dict[str, float]:
     from distributed.core import rpc
 
     from dask_cli.debug.client.resolve import list_workers, resolve_worker
@@ -62,10 +72,11 @@ async def _in_process(address: str, n: int, settings: Settings) -> dict[str, flo
         if len(info["workers"]) != n:
             raise RuntimeError(f"identity has {len(info['workers'])} workers")
 
+    measured = {"resolve": resolve, "list": listing, "identity": identity}
+    if not shells:
+        del measured["resolve"]
     try:
-        return await median_times_async(
-            {"resolve": resolve, "list": listing, "identity": identity}, settings.repeats
-        )
+        return await median_times_async(measured, settings.repeats)
     finally:
         await scheduler.close_rpc()
 
@@ -79,36 +90,50 @@ def listing(settings: Settings) -> list[Result]:
 
 
 def _at(n: int, settings: Settings) -> list[Result]:
-    with InProcessHost(n, timeout=900) as host:
-        medians = run_async(_in_process(host.address, n, settings))
+    shells = n <= SHELL_UP_TO
+    with contextlib.ExitStack() as stack:
+        scheduler = None
+        if not shells:
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="dask-cli-bench-"))
+            cluster = stack.enter_context(process_cluster(Path(directory), workers=()))
+            scheduler = cluster.scheduler_address
+        host = stack.enter_context(InProcessHost(n, shell=shells, timeout=900, scheduler=scheduler))
+        address = scheduler or host.address
+        medians = run_async(_in_process(address, n, settings, shells))
         assert isinstance(medians, dict)
-        ours = [*dask_cli_argv(), "worker", "list", "--scheduler", host.address, "--timeout", "120"]
-        anchor = [sys.executable, "-c", ANCHOR, host.address]
+        ours = [*dask_cli_argv(), "worker", "list", "--scheduler", address, "--timeout", "120"]
+        anchor = [sys.executable, "-c", ANCHOR, address]
         whole = median_times(
             {"ours": run_process(ours), "anchor": run_process(anchor)},
             settings.repeats,
             warmup=0 if settings.quick else 1,
         )
-    return [
+    where = f"{n} workers" + ("" if shells else " without shell services")
+    results = []
+    if shells:
+        results.append(
+            Result(
+                f"resolve a name among {where} vs scheduler identity",
+                medians["resolve"],
+                medians["identity"],
+                IN_PROCESS_TARGET,
+            )
+        )
+    results += [
         Result(
-            f"resolve a name among {n} workers vs scheduler identity",
-            medians["resolve"],
-            medians["identity"],
-            IN_PROCESS_TARGET,
-        ),
-        Result(
-            f"list {n} workers (in-process) vs scheduler identity",
+            f"list {where} (in-process) vs scheduler identity",
             medians["list"],
             medians["identity"],
             IN_PROCESS_TARGET,
         ),
         Result(
-            f"dask worker list, {n} workers (process) vs Client.scheduler_info (process)",
+            f"dask worker list, {where} (process) vs Client.scheduler_info (process)",
             whole["ours"],
             whole["anchor"],
             PROCESS_TARGET,
         ),
     ]
+    return results
 
 
 BENCHMARKS = [listing]
