@@ -228,9 +228,7 @@ class ShellConnection:
             raise ConnectionFailed(f"Connection to {self.address} is closed")
         self._pending[msg.id] = pending
         try:
-            # Not ``msg.to_msg()``: ``dataclasses.asdict`` deep-copies, a measurable
-            # part of a short request; a request's fields are plain values.
-            await self._write(vars(msg) | {"op": msg.op})
+            await self._write(msg.to_msg())
             return await self._wait_alive(pending.future)
         finally:
             self._pending.pop(msg.id, None)

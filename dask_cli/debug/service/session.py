@@ -258,15 +258,10 @@ class RunningEval:
     async def send_output(self) -> None:
         for stream, text in self.output.take():
             for start in range(0, len(text), OUTPUT_CHUNK):
-                # A plain dict, not ``Output(...).to_msg()`` (``dataclasses.asdict``
-                # deep-copies): this is sent for every chunk of output.
                 await self.session.send(
-                    {
-                        "op": protocol.Output.op,
-                        "id": self.request.id,
-                        "stream": stream,
-                        "text": text[start : start + OUTPUT_CHUNK],
-                    }
+                    protocol.Output(
+                        id=self.request.id, stream=stream, text=text[start : start + OUTPUT_CHUNK]
+                    ).to_msg()
                 )
 
     async def finish(self) -> None:
@@ -341,7 +336,7 @@ class ShellSession:
                 value=str(outcome.exit_code) if outcome.status == "exit" else outcome.value,
                 traceback=outcome.traceback,
             )
-            await self.send(vars(result) | {"op": result.op})  # to_msg() deep-copies
+            await self.send(result.to_msg())
         except Exception:  # the client is gone; the session ends with the connection
             running.interrupt()
         finally:

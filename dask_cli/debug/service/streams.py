@@ -114,13 +114,10 @@ class SessionOutput:
         popleft = self._chunks.popleft
         # Only what is there now (a writer may append meanwhile): popleft is atomic.
         chunks = [popleft() for _ in range(len(self._chunks))]
-        if len(set(map(_stream, chunks))) <= 1:  # one stream: one join in C
-            joined = [(chunks[0][0], "".join(map(_text, chunks)))] if chunks else []
-        else:
-            joined = [
-                (stream, "".join(map(_text, group)))
-                for stream, group in itertools.groupby(chunks, key=_stream)
-            ]
+        joined = [
+            (stream, "".join(map(_text, group)))
+            for stream, group in itertools.groupby(chunks, key=_stream)
+        ]
         self._taken += sum(len(text) for _, text in joined)
         self._let_writer_go()
         return joined
