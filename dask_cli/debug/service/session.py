@@ -34,6 +34,7 @@ from dask_cli.debug.service.evaluation import (
     EvalJob,
     EvalThread,
     Outcome,
+    demote_flooding_thread,
     idle_threads,
     raised_outcome,
     value_outcome,
@@ -96,7 +97,9 @@ class RunningEval:
         self.request = request
         self.loop = session.service_loop
         self.finished: asyncio.Future[Outcome] = self.loop.create_future()
-        self.output = SessionOutput(self._wake_from_thread, self._read_line)
+        self.output = SessionOutput(
+            self._wake_from_thread, self._read_line, on_flood=demote_flooding_thread
+        )
         self.job = EvalJob(
             request.source,
             request.mode,
@@ -190,6 +193,8 @@ class RunningEval:
             return
         first = not self.interrupted
         self.interrupted = True
+        if first:
+            self.output.discard()
         if self.input_slot is not None:
             self.input_slot.answer(None, interrupted=True)
             self.input_slot = None
@@ -256,13 +261,22 @@ class RunningEval:
             await self.send_output()
 
     async def send_output(self) -> None:
-        for stream, text in self.output.take():
-            for start in range(0, len(text), OUTPUT_CHUNK):
-                await self.session.send(
-                    protocol.Output(
-                        id=self.request.id, stream=stream, text=text[start : start + OUTPUT_CHUNK]
-                    ).to_msg()
-                )
+        """Send what is buffered, one bounded ``take`` at a time (each send lets the
+        loop read the client's next message), until nothing is left."""
+        output = self.output
+        while True:
+            for stream, text in output.take():
+                for start in range(0, len(text), OUTPUT_CHUNK):
+                    await self.session.send(
+                        protocol.Output(
+                            id=self.request.id,
+                            stream=stream,
+                            text=text[start : start + OUTPUT_CHUNK],
+                        ).to_msg()
+                    )
+            if not output.backlog:
+                return
+            await asyncio.sleep(0)  # a take of small writes may have sent nothing large
 
     async def finish(self) -> None:
         """After the outcome: the last output, then no more."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import pytest
@@ -238,13 +239,64 @@ async def test_abandoned_code_output_is_dropped(conn):
     assert out == "next\n"
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
+async def test_code_that_floods_output_runs_at_a_lower_priority_on_its_own_thread(conn):
+    """A print flood is demoted (niceness 19) so the service and the worker go first;
+    the next eval runs on a fresh thread at the worker's own priority."""
+    from dask_cli.debug.service.evaluation import FLOOD_NICENESS
+
+    await conn.eval(
+        "import os, threading\n"
+        "def niceness(): return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())",
+        mode="exec",
+    )
+    before = int((await conn.eval("niceness()")).value)
+    result, out = await run(
+        conn, "for _ in range(2048):\n    print('x' * 1023)\nflooded = niceness()"
+    )
+    assert result.status == "ok"
+    assert len(out) == 2048 * 1024  # all of it, demoted or not
+    assert int((await conn.eval("flooded")).value) == max(before, FLOOD_NICENESS)
+    assert int((await conn.eval("niceness()")).value) == before
+    main_thread = int((await conn.eval("os.getpriority(os.PRIO_PROCESS, os.getpid())")).value)
+    assert main_thread == before  # the worker's own threads are left alone
+    # A little output is no flood.
+    result, _ = await run(conn, "print('a')\nprint('b')\nquiet = niceness()")
+    assert int((await conn.eval("quiet")).value) == before
+
+
+async def test_ctrl_c_on_a_print_loop_drops_the_backlog_and_keeps_what_follows(conn):
+    """What waited to be sent at Ctrl-C is dropped with a notice; what the code prints
+    after catching the interrupt still arrives."""
+    started = asyncio.Event()
+    out: list[tuple[str, str]] = []
+
+    def on_output(stream, text):
+        out.append((stream, text))
+        started.set()
+
+    source = (
+        "try:\n    while True:\n        print('flood' * 200)\n"
+        "except KeyboardInterrupt:\n    print('caught')\n    raise"
+    )
+    task = asyncio.ensure_future(conn.eval(source, mode="exec", on_output=on_output))
+    await asyncio.wait_for(started.wait(), 10)
+    await conn.interrupt()
+    result = await asyncio.wait_for(task, 10)
+    assert result.status == "interrupted"
+    text = "".join(t for _, t in out)
+    assert text.endswith("caught\n")
+    assert "flood" in text
+    assert (await conn.eval("1 + 1")).value == "2"
+
+
 async def test_switch_interval_is_short_while_shell_code_runs(conn):
     """A print loop must not keep the GIL 5 ms at a time from the service."""
     from dask_cli.debug.service.evaluation import SwitchInterval
 
     await conn.eval("import sys", mode="exec")
     result = await conn.eval("sys.getswitchinterval()")
-    assert float(result.value) == SwitchInterval.RESPONSIVE
+    assert float(result.value) == pytest.approx(SwitchInterval.RESPONSIVE)
 
 
 def test_switch_interval_comes_back_after_the_last_eval():
@@ -259,9 +311,9 @@ def test_switch_interval_comes_back_after_the_last_eval():
         guard = SwitchInterval()
         guard.enter()
         guard.enter()
-        assert sys.getswitchinterval() == SwitchInterval.RESPONSIVE
+        assert sys.getswitchinterval() == pytest.approx(SwitchInterval.RESPONSIVE)
         guard.leave()
-        assert sys.getswitchinterval() == SwitchInterval.RESPONSIVE  # one still runs
+        assert sys.getswitchinterval() == pytest.approx(SwitchInterval.RESPONSIVE)  # one runs
         guard.leave()
         assert sys.getswitchinterval() == 0.005
         guard.enter()

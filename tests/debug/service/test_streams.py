@@ -7,6 +7,7 @@ import threading
 
 from dask_cli.debug.service.streams import (
     MAX_PENDING_BYTES,
+    TAKE_MAX_WRITES,
     RoutedStdin,
     RoutedStream,
     SessionOutput,
@@ -78,3 +79,52 @@ def test_closed_output_drops_writes_and_unblocks():
     output.write("stdout", "late")
     assert output.take() == []
     assert output.readline() == ""
+
+
+def test_a_take_is_bounded_and_keeps_the_streams_in_order():
+    """One take joins at most TAKE_MAX_WRITES writes (the loop reads a Ctrl-C between
+    two); what is left is the backlog, taken next, stdout and stderr interleaved."""
+    output = SessionOutput(lambda urgent: None, lambda prompt: None)
+    for _ in range(TAKE_MAX_WRITES + 10):
+        output.write("stdout", "o")
+    output.write("stderr", "e")
+    output.write("stdout", "o2")
+    assert output.take() == [("stdout", "o" * TAKE_MAX_WRITES)]
+    assert output.backlog
+    assert output.take() == [("stdout", "o" * 10), ("stderr", "e"), ("stdout", "o2")]
+    assert not output.backlog
+    assert output.pending == 0
+    assert output.take() == []
+
+
+def test_discard_drops_what_waits_says_so_and_keeps_later_output():
+    output = SessionOutput(lambda urgent: None, lambda prompt: None)
+    output.write("stdout", "x" * 1000)
+    output.write("stderr", "y" * 24)
+    assert output.discard() == 1024
+    output.write("stdout", "after\n")
+    assert output.take() == [
+        ("stderr", "\n[interrupted: 1024 characters of output not shown]\n"),
+        ("stdout", "after\n"),
+    ]
+    assert output.discard() == 0  # nothing waits: no notice
+    assert output.take() == []
+
+
+def test_discard_lets_a_writer_waiting_for_room_go_on():
+    output = SessionOutput(lambda urgent: None, lambda prompt: None)
+    done = threading.Event()
+
+    def writer():
+        for _ in range(8):  # 2 MiB: blocks on back-pressure
+            output.write("stdout", "x" * (256 * 1024))
+        done.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    assert not done.wait(0.3)
+    while not done.is_set():
+        output.discard()
+        done.wait(0.05)
+    thread.join(5)
+    assert not thread.is_alive()
