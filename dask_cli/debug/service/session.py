@@ -276,7 +276,7 @@ class RunningEval:
                     )
             if not output.backlog:
                 return
-            await asyncio.sleep(0)  # a take of small writes may have sent nothing large
+            await asyncio.sleep(0)  # a turn of the loop between two takes, whatever send did
 
     async def finish(self) -> None:
         """After the outcome: the last output, then no more."""
