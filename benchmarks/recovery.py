@@ -107,6 +107,7 @@ async def _measure(faulted: str, clean: str, scheduler: str, repeats: int) -> di
     head = _head(scheduler)
     await _fresh_session(faulted)  # warm both (imports, first connection)
     await _fresh_session(clean)
+    loop = asyncio.get_running_loop()
     for _ in range(repeats):
         await _drop(faulted)
         start = time.perf_counter()
@@ -127,7 +128,6 @@ async def _measure(faulted: str, clean: str, scheduler: str, repeats: int) -> di
             raise RuntimeError(f"the print loop ended {result.status!r}, not interrupted")
         samples["ctrl-c"].append((ours, await _fresh_session(clean)))
 
-        loop = asyncio.get_running_loop()
         idle = await loop.run_in_executor(None, head)
         start = time.perf_counter()
         await _fresh_session(faulted)
