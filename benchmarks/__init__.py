@@ -42,7 +42,8 @@ class Result:
 
     ``better="lower"`` for times (met when ``ratio <= target``), ``"higher"`` for
     throughputs (met when ``ratio >= target``). ``error`` marks a benchmark that
-    could not be measured; it never counts as met.
+    could not be measured; it never counts as met. A NaN ``target`` makes a row
+    shown for reference (``met`` is None).
     """
 
     name: str
@@ -60,7 +61,9 @@ class Result:
         return self.ours / self.anchor
 
     @property
-    def met(self) -> bool:
+    def met(self) -> bool | None:
+        if math.isnan(self.target) and not self.error:
+            return None
         if math.isnan(self.ratio):
             return False
         return self.ratio <= self.target if self.better == "lower" else self.ratio >= self.target

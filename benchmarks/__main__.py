@@ -24,7 +24,10 @@ def rows(results: list[Result]) -> list[list[str]]:
     table = []
     for result in results:
         sign = "≤" if result.better == "lower" else "≥"
-        met = "yes" if result.met else ("error: " + result.error if result.error else "NO")
+        if result.error:
+            met = "error: " + result.error
+        else:
+            met = {True: "yes", False: "NO", None: "-"}[result.met]
         table.append(
             [
                 result.name,

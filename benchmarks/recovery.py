@@ -14,19 +14,26 @@ fresh session on ``clean`` is the anchor. The faults:
 - ``| head -2``: ``dask worker shell faulted -c '<print loop>' | head -2`` through
   the real CLI; the clock starts when that process has exited.
 
-Target (design): at most 1.5x, every time, so each fault reports its slowest
-sample as well as its median, both against the anchor's median: the anchor is what
-a fresh session on an untouched worker takes, and pairing each sample with one
-anchor sample made the worst ratio the anchor's luck (an anchor of 2.0 ms where
-the median is 3.1 ms). Each measured session starts from the same client state: the
-``| head`` fault leaves this process idle while the CLI runs, and the first session
-after an idle spell took 0.5-1 ms longer on this machine whichever worker it went to,
-so that anchor is taken after an idle spell of the same length.
+Target (design): at most 1.5x, every time. "Every time" is judged by comparing like
+with like: the slowest of the N fresh sessions after a fault against the slowest of
+the N on the untouched worker, measured in turn with them (and the medians against
+each other for the typical try). A fresh session on this machine is a few
+milliseconds of two processes handing work back and forth, and one of them may wait
+a millisecond for a CPU, the garbage collector or a kernel thread at any moment:
+the untouched worker's own slowest session was 1.2x-2.7x its median across runs
+(its own row below, for reference). Against its median, the untouched worker itself
+would miss "every time"; a fault that made some recoveries slow (a wedged service, a
+stall of the listener) would still stand out against its slowest. Each measured
+session starts from the same client state: the ``| head`` fault leaves this process
+idle while the CLI runs, and the first session after an idle spell took 0.5-1 ms
+longer on this machine whichever worker it went to, so that anchor is taken after an
+idle spell of the same length.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import shlex
 import statistics
 import subprocess
@@ -159,7 +166,7 @@ LABELS = {
 
 
 def after_faults(settings: Settings) -> list[Result]:
-    """Fresh session after each fault vs on an untouched worker: worst and median."""
+    """Fresh session after each fault vs on an untouched worker: slowest and median."""
     with tempfile.TemporaryDirectory(prefix="dask-cli-bench-") as tmp:
         with process_cluster(Path(tmp), workers=("faulted", "clean")) as cluster:
             faulted, clean = _shell_addresses(cluster.scheduler_address)
@@ -170,11 +177,28 @@ def after_faults(settings: Settings) -> list[Result]:
     for kind, pairs in samples.items():
         label = LABELS[kind]
         ours = [sample for sample, _ in pairs]
-        anchor = statistics.median(sample for _, sample in pairs)
-        slowest = f"fresh session after {label}, slowest of {len(pairs)}"
-        results.append(Result(slowest, max(ours), anchor, TARGET))
+        anchor = [sample for _, sample in pairs]
+        count = len(pairs)
         results.append(
-            Result(f"fresh session after {label}, median", statistics.median(ours), anchor, TARGET)
+            Result(
+                f"fresh session after {label}, slowest of {count}", max(ours), max(anchor), TARGET
+            )
+        )
+        results.append(
+            Result(
+                f"fresh session after {label}, median",
+                statistics.median(ours),
+                statistics.median(anchor),
+                TARGET,
+            )
+        )
+        results.append(
+            Result(
+                f"  untouched worker: its slowest of {count} vs its median (reference)",
+                max(anchor),
+                statistics.median(anchor),
+                math.nan,
+            )
         )
     return results
 

@@ -330,7 +330,14 @@ def demote_flooding_thread() -> None:
 
 class ThreadPool:
     """Idle eval threads kept for the next sessions (at most ``size``): starting one per
-    session was a good part of a one-shot ``exec``'s cost. Used from service loops only."""
+    session was a good part of a one-shot ``exec``'s cost. Used from service loops only.
+
+    A session's thread is not given back when its code floods output or does not
+    stop in time (it is abandoned), so after a fault the next session, the one a
+    user opens to see what went wrong, found no idle thread and paid for starting
+    one (a seventh of a fresh session after Ctrl-C on a print loop,
+    ``benchmarks/recovery.py``). :meth:`keep_one` starts a spare between two
+    sessions instead."""
 
     def __init__(self, size: int):
         self.size = size
@@ -344,9 +351,7 @@ class ThreadPool:
                 if thread.is_alive() and not thread.abandoned:
                     thread.name = name
                     return thread
-        thread = EvalThread(name=name)
-        thread.start()
-        return thread
+        return self._start(name)
 
     def put(self, thread: EvalThread) -> None:
         """Keep ``thread`` for later, or let it end."""
@@ -357,6 +362,19 @@ class ThreadPool:
                 return
         thread.abandoned = True
         thread.jobs.put(None)
+
+    def keep_one(self) -> None:
+        """Start an idle thread if none is left (after a session took the last one)."""
+        with self.lock:
+            if any(thread.is_alive() and not thread.abandoned for thread in self.threads):
+                return
+        self.put(self._start("dask-cli-shell-idle"))
+
+    @staticmethod
+    def _start(name: str) -> EvalThread:
+        thread = EvalThread(name=name)
+        thread.start()
+        return thread
 
 
 idle_threads = ThreadPool(2)

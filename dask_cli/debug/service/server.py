@@ -27,6 +27,7 @@ from distributed.comm import CommClosedError
 from dask_cli.debug import protocol
 from dask_cli.debug.service import features
 from dask_cli.debug.service.helpers import log_lines, server_kind, stacks_text
+from dask_cli.debug.service.loop import ServiceLoop, loop_gate
 from dask_cli.debug.service.session import ShellSession, audit_trail
 from dask_cli.errors import DaskCliError
 
@@ -95,7 +96,7 @@ class ShellService:
         ready = threading.Event()
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            loop = ServiceLoop()
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
@@ -233,6 +234,10 @@ class ShellService:
                 raise CommClosedError("the client stopped reading")
 
         _no_offload(comm)
+        gate = loop_gate(asyncio.get_running_loop())
+        fd = _socket_fd(comm)
+        if gate is not None and fd is not None:
+            gate.watch(fd)
         try:
             try:
                 first = await asyncio.wait_for(comm.read(), HELLO_TIMEOUT)
@@ -301,6 +306,8 @@ class ShellService:
                 await session.close()
             for task in tasks:
                 task.cancel()
+            if gate is not None and fd is not None:
+                gate.unwatch(fd)
             try:
                 # distributed's close flushes first: a peer that reads nothing holds it.
                 await asyncio.wait_for(comm.close(), CLOSE_TIMEOUT)
@@ -445,6 +452,14 @@ async def _flushed(comm: Any, timeout: float) -> bool:
     except Exception:  # closed: the next write reports it
         pass
     return True
+
+
+def _socket_fd(comm: Any) -> int | None:
+    """The file descriptor of a TCP or TLS comm's socket (None for other comms)."""
+    try:
+        return int(comm.stream.socket.fileno())
+    except Exception:
+        return None
 
 
 def _no_offload(comm: Any) -> None:

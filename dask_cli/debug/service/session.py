@@ -40,6 +40,7 @@ from dask_cli.debug.service.evaluation import (
     value_outcome,
 )
 from dask_cli.debug.service.helpers import namespace_helpers, server_kind
+from dask_cli.debug.service.loop import loop_gate
 from dask_cli.debug.service.streams import (
     SessionOutput,
     current_output,
@@ -98,7 +99,10 @@ class RunningEval:
         self.loop = session.service_loop
         self.finished: asyncio.Future[Outcome] = self.loop.create_future()
         self.output = SessionOutput(
-            self._wake_from_thread, self._read_line, on_flood=demote_flooding_thread
+            self._wake_from_thread,
+            self._read_line,
+            on_flood=demote_flooding_thread,
+            gate=loop_gate(self.loop),
         )
         self.job = EvalJob(
             request.source,
@@ -388,6 +392,8 @@ class ShellSession:
     def _eval_thread(self) -> EvalThread:
         if self._thread is None or self._thread.abandoned or not self._thread.is_alive():
             self._thread = idle_threads.get(f"dask-cli-shell-{self.id}")
+            # After this turn of the loop, while the code runs: the next session's.
+            self.service_loop.call_soon(idle_threads.keep_one)
         return self._thread
 
     def _abandon(self, running: RunningEval) -> None:

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from dask_cli.debug.service.loop import CHECK_EVERY, LoopGate
+
 # Send output as soon as this much is buffered, without waiting for the timer.
 FLUSH_BYTES = 64 * 1024
 # The eval's thread waits while this much output waits to be sent (back-pressure).
@@ -58,7 +60,9 @@ class SessionOutput:
     An exception at any point costs at most a wake-up (the loop also drains when
     the eval ends) or a chunk of this eval's output, never the next eval's.
 
-    ``read_line`` is how ``input()`` in the session reaches the client.
+    ``read_line`` is how ``input()`` in the session reaches the client. ``gate``:
+    the service loop's :class:`~dask_cli.debug.service.loop.LoopGate`, at which the
+    eval's thread waits every ``CHECK_EVERY`` writes while the loop has work.
     """
 
     def __init__(
@@ -67,7 +71,10 @@ class SessionOutput:
         read_line: Callable[[str], str | None],
         waiting_thread: int | None = None,
         on_flood: Callable[[], None] | None = None,
+        gate: LoopGate | None = None,
     ):
+        self._gate = gate
+        self._until_gate = CHECK_EVERY
         self._on_data = on_data
         self._on_flood = on_flood
         self._read_line = read_line
@@ -77,6 +84,9 @@ class SessionOutput:
         self._loop_idle = True  # set by the loop before it drains, cleared by a writer
         self._urgent_sent = False
         self._room = _thread.allocate_lock()
+        self._held = _thread.allocate_lock()  # where this writer waits at the gate
+        self._poll: Any = None  # the gate's sockets, polled by this writer
+        self._poll_version = -1  # the gate's ``watched_version`` it was made for
         self._dropped = False
         # Only this thread (the eval's) waits for room; None: the first writer.
         self.waiting_thread = waiting_thread
@@ -90,6 +100,11 @@ class SessionOutput:
         # Called twice per print(): every attribute read and call here counts.
         if not text or self.closed:
             return
+        self._until_gate -= 1
+        if self._until_gate <= 0:
+            self._until_gate = CHECK_EVERY
+            if self._gate is not None and threading.get_ident() == self.waiting_thread:
+                self._step_aside(self._gate)
         if self._written - self._taken > MAX_PENDING_BYTES and not self._wait_for_room():
             return
         self._writes.append(text if stream == "stdout" else (stream, text))
@@ -104,6 +119,14 @@ class SessionOutput:
                 # FLUSH_BYTES faster than the service's flush interval: a flood.
                 on_flood, self._on_flood = self._on_flood, None
                 on_flood()
+
+    def _step_aside(self, gate: LoopGate) -> None:
+        """Let the service's loop go first while it has work (see ``loop.py``)."""
+        if self._poll_version != gate.watched_version:
+            self._poll_version = gate.watched_version
+            self._poll = gate.new_poll()
+        if gate.busy(self._poll):
+            gate.hold(self._held)
 
     def _wait_for_room(self) -> bool:
         """Wait (the eval's thread) until the service took the output; False: drop it."""

@@ -322,3 +322,52 @@ def test_switch_interval_comes_back_after_the_last_eval():
         assert sys.getswitchinterval() == 0.002
     finally:
         sys.setswitchinterval(before)
+
+
+async def test_after_a_flood_the_next_session_finds_a_thread_waiting(conn, worker):
+    """The flooding session's thread is retired; a spare takes its place between two
+    sessions, so the next one (the user looking at what went wrong) starts none."""
+    from dask_cli.debug.service.evaluation import idle_threads
+
+    with idle_threads.lock:  # no thread left over from other tests
+        leftovers, idle_threads.threads[:] = list(idle_threads.threads), []
+    for thread in leftovers:
+        thread.abandoned = True
+        thread.jobs.put(None)
+    result, _ = await run(conn, "for _ in range(2048):\n    print('x' * 1023)")
+    assert result.status == "ok"
+    assert (await conn.eval("1 + 1")).value == "2"  # on a fresh thread: the flooder is gone
+
+    def spare():
+        live = [t for t in idle_threads.threads if t.is_alive() and not t.abandoned]
+        return live[-1] if live else None
+
+    for _ in range(500):
+        if spare() is not None:
+            break
+        await asyncio.sleep(0.01)
+    waiting = spare()
+    assert waiting is not None
+    other = await ShellConnection.open(worker.dask_cli_shell.address, None, 10)
+    try:
+        ident = await other.eval("__import__('threading').get_ident()")
+        assert int(ident.value) == waiting.ident
+    finally:
+        await other.close()
+
+
+def test_the_pool_keeps_one_spare_thread():
+    from dask_cli.debug.service.evaluation import ThreadPool
+
+    pool = ThreadPool(2)
+    taken = pool.get("session")
+    assert pool.threads == []
+    pool.keep_one()
+    assert len(pool.threads) == 1 and pool.threads[0].is_alive()
+    pool.keep_one()  # one is enough
+    assert len(pool.threads) == 1
+    for thread in [taken, *pool.threads]:
+        thread.abandoned = True
+        thread.jobs.put(None)
+        thread.join(5)
+        assert not thread.is_alive()
