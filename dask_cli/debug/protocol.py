@@ -354,7 +354,10 @@ class Result(Message):
     (with an optional ``hint``) says why the service could not do what was asked:
     show it as is. ``value`` is the repr of an expression (``auto`` mode),
     ``data`` the payload of non-eval requests (completions, stacks text, log
-    lines, a ``WorkerRecord``).
+    lines, a ``WorkerRecord``). ``dropped``: characters of output the code printed
+    that were never sent, because a Ctrl-C drops the output still waiting (clients
+    say so with :func:`dropped_notice`). A field of the result rather than an
+    output message of its own: right after a Ctrl-C, one message less for both ends.
     """
 
     op = "result"
@@ -365,6 +368,12 @@ class Result(Message):
     data: Any = None
     error: str | None = None
     hint: str | None = None
+    dropped: int = 0
+
+
+def dropped_notice(dropped: int) -> str:
+    """What a client prints for ``Result.dropped`` (nothing when nothing was dropped)."""
+    return f"[interrupted: {dropped} characters of output not shown]\n" if dropped > 0 else ""
 
 
 @dataclass

@@ -121,7 +121,7 @@ class RemoteRepl(PythonRepl):
             text = getattr(result, "traceback", None) or (f"{error}\n" if error else None)
             raise RemoteError("the code raised", traceback=text or "(no traceback)\n")
         if status == "interrupted":
-            self._print_interrupted()
+            self._print_interrupted(dropped=getattr(result, "dropped", 0))
             return None
         value = getattr(result, "value", None)
         return None if value is None else RemoteValue(value)
@@ -139,16 +139,18 @@ class RemoteRepl(PythonRepl):
                 note = " (not waiting for the worker to confirm)"  # a second Ctrl-C
             except Exception as exc:
                 self._connection_lost(exc)
+        dropped = 0
         if task.done() and not task.cancelled():
             result = task.result() if task.exception() is None else None
             if getattr(result, "status", None) == "exit":
                 raise SystemExit(0)
             # Output that raced the interrupt was already printed; the eval is over.
-        self._print_interrupted(note)
+            dropped = getattr(result, "dropped", 0)
+        self._print_interrupted(note, dropped)
 
-    def _print_interrupted(self, note: str = "") -> None:
+    def _print_interrupted(self, note: str = "", dropped: int = 0) -> None:
         output = self.app.output
-        output.write(f"\rKeyboardInterrupt{note}\n\n")
+        output.write(f"\r{protocol.dropped_notice(dropped)}KeyboardInterrupt{note}\n\n")
         output.flush()
 
     def _connection_lost(self, exc: BaseException) -> None:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from dask_cli.debug import protocol
 from dask_cli.debug.client.connection import ShellConnection
 from dask_cli.debug.client.settings import ClientSettings
 from dask_cli.debug.protocol import Result
@@ -135,7 +136,7 @@ async def run_source(
         elif result.status == "exit" and result.traceback:
             stderr.write(result.traceback)
         elif result.status == "interrupted":
-            stderr.write("KeyboardInterrupt\n")
+            stderr.write(protocol.dropped_notice(result.dropped) + "KeyboardInterrupt\n")
         stderr.flush()
     return exit_status(result)
 

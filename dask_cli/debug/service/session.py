@@ -119,6 +119,7 @@ class RunningEval:
         self.input_slot: _InputSlot | None = None
         self.server_future: Any = None  # await code: its future on the server's loop
         self.interrupted = False
+        self.dropped = 0  # output characters a Ctrl-C dropped
         self.returned = False  # the thread handed back its outcome
 
     # --- called on the eval's thread (schedule, never wait for the loop) -------
@@ -198,7 +199,7 @@ class RunningEval:
         first = not self.interrupted
         self.interrupted = True
         if first:
-            self.output.discard()
+            self.dropped += self.output.discard()
         if self.input_slot is not None:
             self.input_slot.answer(None, interrupted=True)
             self.input_slot = None
@@ -353,6 +354,7 @@ class ShellSession:
                 status=outcome.status,
                 value=str(outcome.exit_code) if outcome.status == "exit" else outcome.value,
                 traceback=outcome.traceback,
+                dropped=running.dropped,
             )
             await self.send(result.to_msg())
         except Exception:  # the client is gone; the session ends with the connection

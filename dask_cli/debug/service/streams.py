@@ -171,9 +171,9 @@ class SessionOutput:
         return joined
 
     def discard(self) -> int:
-        """Drop what is buffered and not yet taken (the loop, at Ctrl-C), leaving a
-        one-line notice in its place; what the code writes later is kept. Returns the
-        characters dropped.
+        """Drop what is buffered and not yet taken (the loop, at Ctrl-C); what the code
+        writes later is kept. Returns the characters dropped (the result says how
+        many, ``protocol.Result.dropped``).
 
         After Ctrl-C on a print loop up to ``MAX_PENDING_BYTES`` were still to be
         sent: streaming them kept the service, the client and the terminal busy
@@ -181,10 +181,7 @@ class SessionOutput:
         dropped = self.pending
         self._writes = []  # a writer appending to the old list at this moment: dropped too
         self._taken = self._written
-        self._let_writer_go()
-        if dropped > 0:
-            notice = f"\n[interrupted: {dropped} characters of output not shown]\n"
-            self._writes.append(("stderr", notice))
+        self._let_writer_go(also_held=True)
         return max(dropped, 0)
 
     @property
@@ -192,12 +189,15 @@ class SessionOutput:
         """Writes are still buffered after a ``take``."""
         return bool(self._writes)
 
-    def _let_writer_go(self) -> None:
-        if self._room.locked():
-            try:
-                self._room.release()
-            except RuntimeError:  # released by a racing take: already free
-                pass
+    def _let_writer_go(self, also_held: bool = False) -> None:
+        """Release a writer waiting for room (and, ``also_held``, one waiting at the
+        gate: the code is to be interrupted, which it can only be while it runs)."""
+        for lock in (self._room, self._held) if also_held else (self._room,):
+            if lock.locked():
+                try:
+                    lock.release()
+                except RuntimeError:  # released by a racing take or loop: already free
+                    pass
 
     def readline(self, prompt: str = "") -> str:
         if self.closed:
@@ -210,7 +210,7 @@ class SessionOutput:
     def close(self) -> None:
         """No more output accepted (an abandoned eval's later output is dropped)."""
         self.closed = True
-        self._let_writer_go()
+        self._let_writer_go(also_held=True)
 
 
 current_output: contextvars.ContextVar[SessionOutput | None] = contextvars.ContextVar(

@@ -209,3 +209,36 @@ async def test_ping_is_answered_while_an_eval_runs(worker):
     assert result.status == "ok"
     assert [p.status for p in pings] == ["ok"]
     assert protocol.parse_client_message({"op": "ping", "id": 3}) == protocol.Ping(id=3)
+
+
+async def test_ctrl_c_drops_the_waiting_output_and_the_result_counts_it(worker):
+    """A client that reads nothing while the code floods leaves output waiting; Ctrl-C
+    drops it and the result says how much (``dropped``), no output message of its own."""
+    comm = await raw_session(worker.dask_cli_shell.address)
+    flood = "while True:\n    print('x' * 1000)"
+    await comm.write(protocol.Eval(id=1, source=flood, mode="exec").to_msg())
+    watcher = await ShellConnection.open(worker.dask_cli_shell.address, None, 10)
+    try:
+        for _ in range(1000):  # until back-pressure holds the code: output is waiting
+            if "_wait_for_room" in await watcher.stacks():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the flood never waited for room")
+        await comm.write(protocol.Interrupt(id=1).to_msg())
+        stderr = ""
+        while True:
+            msg = await asyncio.wait_for(comm.read(), 10)
+            if msg["op"] == "output" and msg["stream"] == "stderr":
+                stderr += msg["text"]
+            if msg["op"] == "result":
+                break
+        assert msg["status"] == "interrupted"
+        assert msg["dropped"] > 0
+        assert "not shown" not in stderr
+        assert protocol.dropped_notice(msg["dropped"]).startswith("[interrupted: ")
+        assert protocol.dropped_notice(0) == ""
+    finally:
+        await watcher.close()
+        comm.abort()
+    await still_computing(worker)
