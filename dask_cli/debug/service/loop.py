@@ -72,8 +72,10 @@ class LoopGate:
 
     def loop_idle(self) -> None:
         self.loop_working = False
-        if not self._waiting:
-            return
+        if self._waiting:
+            self._release_waiting()
+
+    def _release_waiting(self) -> None:
         for lock in list(self._waiting):
             if lock.locked():
                 try:
@@ -108,6 +110,10 @@ class LoopGate:
             self._waiting.discard(lock)
 
 
+_select = selectors.DefaultSelector.select
+_READ = selectors.EVENT_READ
+
+
 class _GatedSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
     """The platform's selector, telling ``gate`` when the loop wakes for a read (a new
     client, a message, a closed connection) and when it is about to block again.
@@ -122,14 +128,19 @@ class _GatedSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type
         self.own: frozenset[int] = frozenset()  # the loop's wake-up pipe
 
     def select(self, timeout: float | None = None) -> list[Any]:
+        # Runs at every turn of the service's loop: kept to a few attribute reads.
         gate = self._gate
         if timeout is None or timeout > 0:
-            gate.loop_idle()
-        ready = super().select(timeout)
-        for key, events in ready:
-            if events & selectors.EVENT_READ and key.fd not in self.own:
-                gate.loop_busy()
-                break
+            gate.loop_working = False
+            if gate._waiting:
+                gate._release_waiting()
+        ready = _select(self, timeout)
+        if ready and not gate.loop_working:
+            own = self.own
+            for key, events in ready:
+                if events & _READ and key.fd not in own:
+                    gate.loop_working = True
+                    break
         return ready
 
 
