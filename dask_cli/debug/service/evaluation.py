@@ -336,8 +336,9 @@ class ThreadPool:
     stop in time (it is abandoned), so after a fault the next session, the one a
     user opens to see what went wrong, found no idle thread and paid for starting
     one (a seventh of a fresh session after Ctrl-C on a print loop,
-    ``benchmarks/recovery.py``). :meth:`keep_one` starts a spare between two
-    sessions instead."""
+    ``benchmarks/recovery.py``). Sessions call :meth:`keep_one` when they retire a
+    thread, so a spare is started then instead, and a little after taking the last
+    idle one."""
 
     def __init__(self, size: int):
         self.size = size
@@ -364,7 +365,7 @@ class ThreadPool:
         thread.jobs.put(None)
 
     def keep_one(self) -> None:
-        """Start an idle thread if none is left (after a session took the last one)."""
+        """Start an idle thread if none is left."""
         with self.lock:
             if any(thread.is_alive() and not thread.abandoned for thread in self.threads):
                 return

@@ -57,6 +57,8 @@ OUTPUT_CHUNK = protocol.MAX_OUTPUT_CHARS
 INPUT_POLL = 0.1
 # Retry an interrupt that met the eval's thread switching in or out of the code.
 INTERRUPT_RETRY = 0.001
+# A session that took the last idle thread has a spare started this much later.
+SPARE_DELAY = 0.1
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -101,7 +103,7 @@ class RunningEval:
         self.output = SessionOutput(
             self._wake_from_thread,
             self._read_line,
-            on_flood=demote_flooding_thread,
+            on_flood=self._flooding,
             gate=loop_gate(self.loop),
         )
         self.job = EvalJob(
@@ -139,6 +141,13 @@ class RunningEval:
         except RuntimeError:
             return None
         return slot.wait(lambda: self.output.closed)
+
+    def _flooding(self) -> None:
+        """The code floods output: its thread is demoted and retired after this eval
+        (``EvalThread.demote``), so a spare is started now, for the next session."""
+        demote_flooding_thread()
+        with contextlib.suppress(RuntimeError):  # service loop closed
+            self.loop.call_soon_threadsafe(idle_threads.keep_one, context=contextvars.Context())
 
     # --- on the loop -----------------------------------------------------------
 
@@ -390,12 +399,13 @@ class ShellSession:
         elif thread is not None:
             thread.abandoned = True  # it ends after the interrupted code
             thread.jobs.put(None)
+            self.service_loop.call_soon(idle_threads.keep_one)
 
     def _eval_thread(self) -> EvalThread:
         if self._thread is None or self._thread.abandoned or not self._thread.is_alive():
             self._thread = idle_threads.get(f"dask-cli-shell-{self.id}")
-            # After this turn of the loop, while the code runs: the next session's.
-            self.service_loop.call_soon(idle_threads.keep_one)
+            # Refill the pool, but not during this eval: starting a thread holds the loop.
+            self.service_loop.call_later(SPARE_DELAY, idle_threads.keep_one)
         return self._thread
 
     def _abandon(self, running: RunningEval) -> None:
@@ -407,6 +417,7 @@ class ShellSession:
             self._thread.abandoned = True
             self._thread.jobs.put(None)
             self._thread = None
+            self.service_loop.call_soon(idle_threads.keep_one)
         running.output.close()
         running.finished.set_result(Outcome("interrupted"))
 

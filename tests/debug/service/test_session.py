@@ -325,36 +325,58 @@ def test_switch_interval_comes_back_after_the_last_eval():
         sys.setswitchinterval(before)
 
 
-async def test_after_a_flood_the_next_session_finds_a_thread_waiting(conn, worker):
-    """The flooding session's thread is retired; a spare takes its place between two
-    sessions, so the next one (the user looking at what went wrong) starts none."""
+def _drain_idle_threads() -> None:
+    """No idle thread left over from other tests."""
     from dask_cli.debug.service.evaluation import idle_threads
 
-    with idle_threads.lock:  # no thread left over from other tests
+    with idle_threads.lock:
         leftovers, idle_threads.threads[:] = list(idle_threads.threads), []
     for thread in leftovers:
         thread.abandoned = True
         thread.jobs.put(None)
-    result, _ = await run(conn, "for _ in range(2048):\n    print('x' * 1023)")
-    assert result.status == "ok"
-    assert (await conn.eval("1 + 1")).value == "2"  # on a fresh thread: the flooder is gone
 
-    def spare():
-        live = [t for t in idle_threads.threads if t.is_alive() and not t.abandoned]
-        return live[-1] if live else None
 
-    for _ in range(500):
-        if spare() is not None:
-            break
-        await asyncio.sleep(0.01)
-    waiting = spare()
-    assert waiting is not None
+def _spare():
+    from dask_cli.debug.service.evaluation import idle_threads
+
+    live = [t for t in idle_threads.threads if t.is_alive() and not t.abandoned]
+    return live[-1] if live else None
+
+
+async def _runs_on(worker, thread) -> bool:  # noqa: ANN001
     other = await ShellConnection.open(worker.dask_cli_shell.address, None, 10)
     try:
         ident = await other.eval("__import__('threading').get_ident()")
-        assert int(ident.value) == waiting.ident
+        return int(ident.value) == thread.ident
     finally:
         await other.close()
+
+
+async def test_a_flood_leaves_a_spare_thread_for_the_next_session(conn, worker):
+    """The flooding session's thread is retired; a spare is started as soon as it is,
+    so the next session (the user looking at what went wrong) starts none."""
+    _drain_idle_threads()
+    result, _ = await run(conn, "for _ in range(2048):\n    print('x' * 1023)")
+    assert result.status == "ok"
+    waiting = _spare()
+    assert waiting is not None  # already: not a moment later
+    assert await _runs_on(worker, waiting)
+
+
+async def test_a_session_that_took_the_last_thread_has_it_replaced(conn, worker):
+    """Here the flooding session itself goes on (a fresh thread: the flooder is gone)
+    and takes the spare; another one is started shortly after."""
+    _drain_idle_threads()
+    result, _ = await run(conn, "for _ in range(2048):\n    print('x' * 1023)")
+    assert result.status == "ok"
+    assert (await conn.eval("1 + 1")).value == "2"
+    for _ in range(500):
+        if _spare() is not None:
+            break
+        await asyncio.sleep(0.01)
+    waiting = _spare()
+    assert waiting is not None
+    assert await _runs_on(worker, waiting)
 
 
 def test_the_pool_keeps_one_spare_thread():
