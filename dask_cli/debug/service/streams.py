@@ -181,7 +181,7 @@ class SessionOutput:
         dropped = self.pending
         self._writes = []  # a writer appending to the old list at this moment: dropped too
         self._taken = self._written
-        self._let_writer_go(also_held=True)
+        self._let_writer_go()
         return max(dropped, 0)
 
     @property
@@ -189,15 +189,12 @@ class SessionOutput:
         """Writes are still buffered after a ``take``."""
         return bool(self._writes)
 
-    def _let_writer_go(self, also_held: bool = False) -> None:
-        """Release a writer waiting for room (and, ``also_held``, one waiting at the
-        gate: the code is to be interrupted, which it can only be while it runs)."""
-        for lock in (self._room, self._held) if also_held else (self._room,):
-            if lock.locked():
-                try:
-                    lock.release()
-                except RuntimeError:  # released by a racing take or loop: already free
-                    pass
+    def _let_writer_go(self) -> None:
+        if self._room.locked():
+            try:
+                self._room.release()
+            except RuntimeError:  # released by a racing take: already free
+                pass
 
     def readline(self, prompt: str = "") -> str:
         if self.closed:
@@ -210,7 +207,7 @@ class SessionOutput:
     def close(self) -> None:
         """No more output accepted (an abandoned eval's later output is dropped)."""
         self.closed = True
-        self._let_writer_go(also_held=True)
+        self._let_writer_go()
 
 
 current_output: contextvars.ContextVar[SessionOutput | None] = contextvars.ContextVar(

@@ -153,26 +153,3 @@ def test_only_the_eval_thread_steps_aside_and_only_every_few_writes():
     for _ in range(CHECK_EVERY * 4):
         output.write("stdout", "z\n")
     assert len(gate.holds) == 4  # an idle loop with nothing to read: no waiting
-
-
-def test_ctrl_c_lets_a_writer_held_at_the_gate_go_at_once(monkeypatch):
-    """The code can only be interrupted while it runs: discard (Ctrl-C) and close
-    release a writer the gate holds, busy loop or not."""
-    monkeypatch.setattr(service_loop, "MAX_HOLD", 30.0)
-
-    def writer(output: SessionOutput) -> None:
-        output.waiting_thread = threading.get_ident()
-        for _ in range(CHECK_EVERY):
-            output.write("stdout", "x")
-
-    for end in ("discard", "close"):
-        gate = LoopGate()
-        gate.loop_busy()
-        output = SessionOutput(lambda urgent: None, lambda prompt: None, gate=gate)
-        thread = threading.Thread(target=writer, args=(output,))
-        thread.start()
-        _wait_until(lambda gate=gate: bool(gate._waiting))
-        assert thread.is_alive()
-        getattr(output, end)()
-        thread.join(10)
-        assert not thread.is_alive(), end
