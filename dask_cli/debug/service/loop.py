@@ -72,10 +72,8 @@ class LoopGate:
 
     def loop_idle(self) -> None:
         self.loop_working = False
-        if self._waiting:
-            self._release_waiting()
-
-    def _release_waiting(self) -> None:
+        if not self._waiting:
+            return
         for lock in list(self._waiting):
             if lock.locked():
                 try:
@@ -128,18 +126,15 @@ class _GatedSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type
         self.own: frozenset[int] = frozenset()  # the loop's wake-up pipe
 
     def select(self, timeout: float | None = None) -> list[Any]:
-        # Runs at every turn of the service's loop: kept to a few attribute reads.
         gate = self._gate
         if timeout is None or timeout > 0:
-            gate.loop_working = False
-            if gate._waiting:
-                gate._release_waiting()
+            gate.loop_idle()
         ready = _select(self, timeout)
         if ready and not gate.loop_working:
             own = self.own
             for key, events in ready:
                 if events & _READ and key.fd not in own:
-                    gate.loop_working = True
+                    gate.loop_busy()
                     break
         return ready
 
