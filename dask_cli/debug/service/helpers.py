@@ -170,10 +170,11 @@ def format_stack(frame: FrameType) -> str:
     for summary, lineno in traceback.walk_stack(frame):
         code = summary.f_code
         name = getattr(code, "co_qualname", code.co_name)
-        entry = f'  File "{code.co_filename}", line {lineno}, in {name}\n'
+        # Another thread's frame has no line number at times (a thread just starting).
+        entry = f'  File "{code.co_filename}", line {lineno or "?"}, in {name}\n'
         reason = missing_source(code.co_filename, summary.f_globals)
         if reason is None:
-            line = linecache.getline(code.co_filename, lineno).strip()
+            line = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
             entry += f"    {line}\n" if line else ""
         else:
             # The names from the code object: reading another thread's f_locals is

@@ -63,3 +63,14 @@ def test_the_reasons() -> None:
     assert "sent by value" in missing_source("<dynamic-code>")
     assert "compiled from a string" in missing_source("<stdin>")
     assert "not on this machine" in missing_source("/nonexistent/job.py")
+
+
+def test_a_frame_without_a_line_number_is_shown_not_an_error(monkeypatch) -> None:  # noqa: ANN001
+    """Another thread's frame has no line number at times (a thread just starting);
+    ``dask worker stack`` answered with a TypeError then."""
+    import traceback
+
+    frame = sys._getframe()
+    monkeypatch.setattr(traceback, "walk_stack", lambda f: iter([(frame, None)]))
+    text = format_stack(frame)
+    assert ", line ?, in test_a_frame_without_a_line_number_is_shown_not_an_error" in text
