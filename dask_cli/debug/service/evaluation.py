@@ -336,9 +336,8 @@ class ThreadPool:
     stop in time (it is abandoned), so after a fault the next session, the one a
     user opens to see what went wrong, found no idle thread and paid for starting
     one (a seventh of a fresh session after Ctrl-C on a print loop,
-    ``benchmarks/recovery.py``). Sessions call :meth:`keep_one` when they retire a
-    thread, so a spare is started then instead, and a little after taking the last
-    idle one."""
+    ``benchmarks/recovery.py``). :meth:`retire` starts a spare instead, and
+    sessions call :meth:`keep_one` a little after taking the last idle one."""
 
     def __init__(self, size: int):
         self.size = size
@@ -363,6 +362,13 @@ class ThreadPool:
                 return
         thread.abandoned = True
         thread.jobs.put(None)
+
+    def retire(self, thread: EvalThread, loop: asyncio.AbstractEventLoop) -> None:
+        """``thread`` ends after its current code and is never reused; a spare takes
+        its place after this turn of ``loop`` (the service's)."""
+        thread.abandoned = True
+        thread.jobs.put(None)
+        loop.call_soon(self.keep_one)
 
     def keep_one(self) -> None:
         """Start an idle thread if none is left."""

@@ -397,9 +397,7 @@ class ShellSession:
         if thread is not None and not running:
             idle_threads.put(thread)
         elif thread is not None:
-            thread.abandoned = True  # it ends after the interrupted code
-            thread.jobs.put(None)
-            self.service_loop.call_soon(idle_threads.keep_one)
+            idle_threads.retire(thread, self.service_loop)  # ends after the interrupted code
 
     def _eval_thread(self) -> EvalThread:
         if self._thread is None or self._thread.abandoned or not self._thread.is_alive():
@@ -414,10 +412,8 @@ class ShellSession:
         if running.finished.done():
             return
         if running.server_future is None and self._thread is not None:
-            self._thread.abandoned = True
-            self._thread.jobs.put(None)
+            idle_threads.retire(self._thread, self.service_loop)
             self._thread = None
-            self.service_loop.call_soon(idle_threads.keep_one)
         running.output.close()
         running.finished.set_result(Outcome("interrupted"))
 
