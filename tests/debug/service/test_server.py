@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import select
 
 import dask.config
+import psutil
 import pytest
 from distributed import Client, Scheduler, Worker
 from distributed.comm import connect
@@ -211,6 +213,36 @@ async def test_ping_is_answered_while_an_eval_runs(worker):
     assert protocol.parse_client_message({"op": "ping", "id": 3}) == protocol.Ping(id=3)
 
 
+async def _until_output_is_stuck(comm, watcher) -> None:
+    """Until the service's socket takes no more and the code waits for room: output
+    waits. The code's first wait for room is not enough: while the kernel still
+    takes more the loop sends on, and a Ctrl-C then finds nothing left to drop."""
+    service_socket = _peer_fd(comm.stream.socket)
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if _writable(service_socket):
+            continue
+        await asyncio.sleep(0.05)  # the loop's last send since the socket filled up
+        if "_wait_for_room" in await watcher.stacks() and not _writable(service_socket):
+            return
+    raise AssertionError("the flood never filled the connection")
+
+
+def _peer_fd(sock) -> int:
+    """The file descriptor, in this process (the worker's), of ``sock``'s peer."""
+    here, there = sock.getsockname(), sock.getpeername()
+    for conn in psutil.Process().net_connections("tcp"):
+        if tuple(conn.laddr) == there and tuple(conn.raddr) == here:
+            return conn.fd
+    raise AssertionError(f"no socket of this process is connected to {here}")
+
+
+def _writable(fd: int) -> bool:
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    return bool(poll.poll(0))
+
+
 async def test_ctrl_c_drops_the_waiting_output_and_the_result_counts_it(worker):
     """A client that reads nothing while the code floods leaves output waiting; Ctrl-C
     drops it and the result says how much (``dropped``), no output message of its own."""
@@ -219,12 +251,7 @@ async def test_ctrl_c_drops_the_waiting_output_and_the_result_counts_it(worker):
     await comm.write(protocol.Eval(id=1, source=flood, mode="exec").to_msg())
     watcher = await ShellConnection.open(worker.dask_cli_shell.address, None, 10)
     try:
-        for _ in range(1000):  # until back-pressure holds the code: output is waiting
-            if "_wait_for_room" in await watcher.stacks():
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the flood never waited for room")
+        await _until_output_is_stuck(comm, watcher)
         await comm.write(protocol.Interrupt(id=1).to_msg())
         stderr = ""
         while True:
