@@ -30,6 +30,7 @@ from __future__ import annotations
 import _thread
 import ast
 import asyncio
+import collections
 import contextlib
 import contextvars
 import ctypes
@@ -56,7 +57,9 @@ INTERRUPT_REPEATS = 40
 # The niceness of an eval thread whose code floods output (``EvalThread.demote``).
 FLOOD_NICENESS = 19
 
-_filenames = itertools.count(1)
+# Distinct sources whose ``<shell-N>`` name and lines are kept (``ShellSources``).
+MAX_SHELL_SOURCES = 1000
+_shell_numbers = itertools.count(1)  # one series per process: names share linecache
 
 
 class SwitchInterval:
@@ -210,14 +213,15 @@ class EvalJob:
     def _execute(self) -> Outcome:
         filename = self.filename
         if filename == "<shell>":
-            filename = f"<shell-{next(_filenames)}>"
+            filename = shell_sources.name(self.source)
+        else:  # a script: its lines under its own name, replaced by its next run
+            linecache.cache[filename] = _lines_entry(self.source, filename)
         self.compiled_filename = filename
         install_routing()  # again: something (a test runner, a task) may have replaced it
         try:
             code, is_expression = compile_source(self.source, self.mode, filename)
         except (SyntaxError, ValueError, OverflowError) as exc:
             return Outcome("error", traceback="".join(traceback.format_exception_only(exc)))
-        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
         self.output.waiting_thread = threading.get_ident()
         switch_interval.enter()  # outside UserCode: no interrupt can land in its lock
         try:
@@ -387,32 +391,66 @@ class ThreadPool:
 idle_threads = ThreadPool(2)
 
 
-# Compiled short sources, reused with the next eval's filename: compiling ``1+1``
-# cost a tenth of its round trip. Only code without nested code objects is kept
-# (``CodeType.replace`` renames the outer one only).
+class ShellSources:
+    """The ``<shell-N>`` name of each source sessions run, with its lines in
+    ``linecache`` (tracebacks, ``inspect.getsource`` and ``pm``'s ``list`` show them).
+
+    One name per distinct source, shared by all sessions: a new name per eval left
+    one ``linecache`` entry behind for every eval, forever (a worker sent one
+    command a second grew by megabytes a day). At most ``limit`` names are kept; the
+    one run least recently is dropped with its lines, after which its tracebacks
+    show no source line."""
+
+    def __init__(self, limit: int = MAX_SHELL_SOURCES) -> None:
+        self.limit = limit
+        self._names: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._lock = threading.Lock()  # eval threads of several sessions, never user code
+
+    def name(self, source: str) -> str:
+        with self._lock:
+            name = self._names.get(source)
+            if name is None:
+                name = self._names[source] = f"<shell-{next(_shell_numbers)}>"
+                if len(self._names) > self.limit:
+                    _, dropped = self._names.popitem(last=False)
+                    linecache.cache.pop(dropped, None)
+            else:
+                self._names.move_to_end(source)
+            if name not in linecache.cache:  # new, or ``linecache.clearcache()`` ran
+                linecache.cache[name] = _lines_entry(source, name)
+        return name
+
+
+def _lines_entry(source: str, filename: str) -> tuple[int, None, list[str], str]:
+    """A ``linecache`` entry for source that is no file (no mtime: never checked)."""
+    return (len(source), None, source.splitlines(True), filename)
+
+
+shell_sources = ShellSources()
+
+
+# Compiled short sources: compiling ``1+1`` cost a tenth of its round trip.
 COMPILE_CACHE_SIZE = 256
 COMPILE_CACHE_MAX_CHARS = 2048
-_compiled: dict[tuple[str, str], tuple[types.CodeType, bool]] = {}
+_compiled: dict[tuple[str, str, str], tuple[types.CodeType, bool]] = {}
 _compiled_lock = threading.Lock()  # eval threads of several sessions, never user code
 
 
 def compile_source(source: str, mode: str, filename: str) -> tuple[types.CodeType, bool]:
     """Compile as the asyncio REPL does (top-level await allowed). ``auto`` tries an
     expression first (its value is shown), then statements."""
-    key = (source, mode)
+    key = (source, mode, filename)
     with _compiled_lock:
         hit = _compiled.get(key)
     if hit is not None:
-        return hit[0].replace(co_filename=filename), hit[1]
-    code, is_expression = _compile(source, mode, filename)
-    if len(source) <= COMPILE_CACHE_MAX_CHARS and not any(
-        isinstance(const, types.CodeType) for const in code.co_consts
-    ):
+        return hit
+    compiled = _compile(source, mode, filename)
+    if len(source) <= COMPILE_CACHE_MAX_CHARS:
         with _compiled_lock:
             if len(_compiled) >= COMPILE_CACHE_SIZE:
                 del _compiled[next(iter(_compiled))]  # the oldest
-            _compiled[key] = (code, is_expression)
-    return code, is_expression
+            _compiled[key] = compiled
+    return compiled
 
 
 def _compile(source: str, mode: str, filename: str) -> tuple[types.CodeType, bool]:

@@ -394,3 +394,40 @@ def test_the_pool_keeps_one_spare_thread():
         thread.jobs.put(None)
         thread.join(5)
         assert not thread.is_alive()
+
+
+async def test_a_source_run_again_keeps_one_name_and_one_cache_entry(conn):
+    """The lines of every ``<shell-N>`` stay in ``linecache`` (tracebacks, getsource);
+    running the same command again must not add an entry each time."""
+    import linecache
+
+    await conn.eval("import inspect")
+    before = {name for name in linecache.cache if name.startswith("<shell-")}
+    names = set()
+    for _ in range(20):
+        result = await conn.eval("inspect.currentframe().f_code.co_filename")
+        names.add(result.value)
+    assert len(names) == 1
+    added = {name for name in linecache.cache if name.startswith("<shell-")} - before
+    assert added == {eval(names.pop())}
+    result, out = await run(
+        conn, "def f():\n    return 1\nimport inspect\nprint(inspect.getsource(f))"
+    )
+    assert out == "def f():\n    return 1\n\n", result.traceback
+
+
+def test_shell_sources_drops_the_least_recently_run():
+    import linecache
+
+    from dask_cli.debug.service.evaluation import ShellSources
+
+    sources = ShellSources(limit=3)
+    first, second = sources.name("a = 1"), sources.name("b = 2")
+    assert sources.name("a = 1") == first  # run again: now the most recent
+    sources.name("c = 3")
+    sources.name("d = 4")  # one too many: "b = 2" goes, with its lines
+    assert second not in linecache.cache
+    assert linecache.getline(first, 1) == "a = 1"
+    assert sources.name("b = 2") not in (first, second)
+    linecache.clearcache()
+    assert linecache.getline(sources.name("a = 1"), 1) == "a = 1"  # registered again
