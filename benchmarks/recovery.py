@@ -10,7 +10,9 @@ fresh session on ``clean`` is the anchor. The faults:
 - ``drop mid-output``: the client's TCP connection is cut (no bye, no interrupt)
   while a loop prints;
 - ``Ctrl-C on a print loop``: the client interrupts the loop (its session stays
-  open, as the REPL's does); the clock starts when the interrupt is sent;
+  open, as the REPL's does) as soon as its first output arrived, and again after
+  it has printed for ``PRINTING_LONGER`` (what a user who watches output scroll
+  does); the clock starts when the interrupt is sent;
 - ``| head -2``: ``dask worker shell faulted -c '<print loop>' | head -2`` through
   the real CLI; the clock starts when that process has exited.
 
@@ -50,6 +52,9 @@ from dask_cli.testing import dask_command, process_cluster
 TARGET = 1.5
 PRINT_LOOP = "for i in range(10**8):\n    print(i)"
 STARTED_TIMEOUT = 10.0
+# The second Ctrl-C fault waits this long: the loop's output fills every buffer on
+# the way and the code's thread has been demoted (it floods).
+PRINTING_LONGER = 0.2
 
 
 @contextlib.contextmanager
@@ -104,6 +109,26 @@ async def _drop(address: str) -> None:
     task.cancel()
 
 
+async def _ctrl_c(address: str, printing: float) -> float:
+    """The fault: Ctrl-C on a print loop that has printed for ``printing`` seconds (the
+    session stays open, as the REPL's does); seconds from the interrupt until a
+    fresh session has answered."""
+    conn, task = await _printing(address)
+    try:
+        await asyncio.sleep(printing)
+        with _collector_paused():
+            start = time.perf_counter()
+            await conn.interrupt()
+            await _fresh_session(address)
+            ours = time.perf_counter() - start
+        result = await asyncio.wait_for(task, 10)
+    finally:
+        await conn.close()
+    if result.status != "interrupted":
+        raise RuntimeError(f"the print loop ended {result.status!r}, not interrupted")
+    return ours
+
+
 def _head(scheduler: str) -> Callable[[], float]:
     command = shlex.join(
         dask_command("worker", "shell", "faulted", "--scheduler", scheduler, "-c") + [PRINT_LOOP]
@@ -127,7 +152,7 @@ def _head(scheduler: str) -> Callable[[], float]:
 
 async def _measure(faulted: str, clean: str, scheduler: str, repeats: int) -> dict[str, list]:
     """Per fault kind, (ours, anchor) seconds for each repetition."""
-    samples: dict[str, list[tuple[float, float]]] = {"drop": [], "ctrl-c": [], "head": []}
+    samples: dict[str, list[tuple[float, float]]] = {kind: [] for kind in LABELS}
     head = _head(scheduler)
     await _fresh_session(faulted)  # warm both (imports, first connection)
     await _fresh_session(clean)
@@ -140,19 +165,9 @@ async def _measure(faulted: str, clean: str, scheduler: str, repeats: int) -> di
             ours = time.perf_counter() - start
         samples["drop"].append((ours, await _fresh_session(clean)))
 
-        conn, task = await _printing(faulted)
-        try:
-            with _collector_paused():
-                start = time.perf_counter()
-                await conn.interrupt()
-                await _fresh_session(faulted)
-                ours = time.perf_counter() - start
-            result = await asyncio.wait_for(task, 10)
-        finally:
-            await conn.close()
-        if result.status != "interrupted":
-            raise RuntimeError(f"the print loop ended {result.status!r}, not interrupted")
-        samples["ctrl-c"].append((ours, await _fresh_session(clean)))
+        for kind, printing in (("ctrl-c", 0.0), ("ctrl-c later", PRINTING_LONGER)):
+            ours = await _ctrl_c(faulted, printing)
+            samples[kind].append((ours, await _fresh_session(clean)))
 
         idle = await loop.run_in_executor(None, head)
         start = time.perf_counter()
@@ -180,6 +195,7 @@ def _shell_addresses(scheduler: str) -> tuple[str, str]:
 LABELS = {
     "drop": "connection dropped mid-output",
     "ctrl-c": "Ctrl-C on a print loop",
+    "ctrl-c later": f"Ctrl-C on a print loop after {PRINTING_LONGER:g} s",
     "head": "`dask worker shell -c ... | head -2`",
 }
 

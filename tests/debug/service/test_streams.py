@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 from dask_cli.debug.service.streams import (
     MAX_PENDING_BYTES,
+    MAX_PENDING_WRITES,
     TAKE_MAX_WRITES,
     RoutedStdin,
     RoutedStream,
@@ -71,6 +73,38 @@ def test_writer_blocks_until_output_is_taken():
         done.wait(0.01)
     assert total == 12 * len(chunk)
     assert True in wakeups  # the service was told to flush early
+
+
+def test_many_short_writes_wait_too_and_one_take_gets_them_all():
+    """A print loop of short lines waits once MAX_PENDING_WRITES writes wait, far below
+    MAX_PENDING_BYTES: a Ctrl-C frees at most that many strings on the service's loop,
+    and a take gets them all in one go."""
+    output = SessionOutput(lambda urgent: None, lambda prompt: None)
+    written = []
+
+    def writer():
+        output.waiting_thread = threading.get_ident()  # as an eval's thread
+        for i in range(3 * MAX_PENDING_WRITES):
+            output.write("stdout", "x")
+            written.append(i)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(written) <= MAX_PENDING_WRITES and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    waiting = len(written)
+    assert MAX_PENDING_WRITES <= waiting <= MAX_PENDING_WRITES + 64  # checked every 64
+    assert output.pending == waiting < MAX_PENDING_BYTES
+    assert output.take() == [("stdout", "x" * waiting)]
+    assert not output.backlog
+    total = waiting
+    while thread.is_alive() and time.monotonic() < deadline:  # each take lets it go on
+        total += sum(len(text) for _, text in output.take())
+        time.sleep(0.01)
+    total += sum(len(text) for _, text in output.take())
+    assert total == len(written) == 3 * MAX_PENDING_WRITES
 
 
 def test_closed_output_drops_writes_and_unblocks():
