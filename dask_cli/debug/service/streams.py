@@ -29,6 +29,9 @@ MAX_PENDING_BYTES = 1024 * 1024
 # loop of short lines left 290,000 strings for 1 MiB: Ctrl-C freed them on the
 # service's loop (1.5 ms) and each take moved the rest of the list (0.2 ms).
 MAX_PENDING_WRITES = 4096
+# Send output at once when this many writes are buffered, as for ``FLUSH_BYTES``:
+# short lines reach MAX_PENDING_WRITES long before FLUSH_BYTES.
+FLUSH_WRITES = MAX_PENDING_WRITES // 2
 # Other threads (await code on the server's event loop) never wait: past this much
 # their output is dropped, with one line that says so.
 MAX_UNWAITED_BYTES = 16 * MAX_PENDING_BYTES
@@ -110,7 +113,10 @@ class SessionOutput:
             if threading.get_ident() == self.waiting_thread:
                 if self._gate is not None:
                     self._step_aside(self._gate)
-                if len(self._writes) > MAX_PENDING_WRITES and not self._wait_for_room():
+                count = len(self._writes)
+                if count >= FLUSH_WRITES and not self._urgent_sent:
+                    self._urge()
+                if count > MAX_PENDING_WRITES and not self._wait_for_room():
                     return
         if self._written - self._taken > MAX_PENDING_BYTES and not self._wait_for_room():
             return
@@ -120,12 +126,16 @@ class SessionOutput:
             self._loop_idle = False
             self._on_data(written - self._taken >= FLUSH_BYTES)
         elif not self._urgent_sent and written - self._taken >= FLUSH_BYTES:
-            self._urgent_sent = True
-            self._on_data(True)
-            if self._on_flood is not None and threading.get_ident() == self.waiting_thread:
-                # FLUSH_BYTES faster than the service's flush interval: a flood.
-                on_flood, self._on_flood = self._on_flood, None
-                on_flood()
+            self._urge()
+
+    def _urge(self) -> None:
+        """Have the loop send now, not after its flush interval."""
+        self._urgent_sent = True
+        self._on_data(True)
+        if self._on_flood is not None and threading.get_ident() == self.waiting_thread:
+            # FLUSH_BYTES or FLUSH_WRITES faster than the flush interval: a flood.
+            on_flood, self._on_flood = self._on_flood, None
+            on_flood()
 
     def _step_aside(self, gate: LoopGate) -> None:
         """Let the service's loop go first while it has work (see ``loop.py``)."""

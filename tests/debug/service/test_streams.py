@@ -6,7 +6,10 @@ import io
 import threading
 import time
 
+from dask_cli.debug.service.loop import CHECK_EVERY
 from dask_cli.debug.service.streams import (
+    FLUSH_BYTES,
+    FLUSH_WRITES,
     MAX_PENDING_BYTES,
     MAX_PENDING_WRITES,
     TAKE_MAX_WRITES,
@@ -105,6 +108,18 @@ def test_many_short_writes_wait_too_and_one_take_gets_them_all():
         time.sleep(0.01)
     total += sum(len(text) for _, text in output.take())
     assert total == len(written) == 3 * MAX_PENDING_WRITES
+
+
+def test_many_short_writes_have_the_loop_send_at_once():
+    """Short lines reach FLUSH_WRITES long before FLUSH_BYTES: the loop is told to send
+    then, not after its flush interval (a print loop of numbers ran 8x slower)."""
+    wakeups = []
+    output = SessionOutput(wakeups.append, lambda prompt: None)
+    output.waiting_thread = threading.get_ident()  # as an eval's thread
+    for _ in range(FLUSH_WRITES + CHECK_EVERY):
+        output.write("stdout", "x")
+    assert output.pending < FLUSH_BYTES
+    assert wakeups == [False, True]
 
 
 def test_closed_output_drops_writes_and_unblocks():
