@@ -364,15 +364,18 @@ class ThreadPool:
                 thread.name = "dask-cli-shell-idle"
                 self.threads.append(thread)
                 return
-        thread.abandoned = True
-        thread.jobs.put(None)
+        self._end(thread)
 
     def retire(self, thread: EvalThread, loop: asyncio.AbstractEventLoop) -> None:
         """``thread`` ends after its current code and is never reused; a spare takes
         its place after this turn of ``loop`` (the service's)."""
+        self._end(thread)
+        loop.call_soon(self.keep_one)
+
+    @staticmethod
+    def _end(thread: EvalThread) -> None:
         thread.abandoned = True
         thread.jobs.put(None)
-        loop.call_soon(self.keep_one)
 
     def keep_one(self) -> None:
         """Start an idle thread if none is left."""

@@ -75,11 +75,7 @@ class LoopGate:
         if not self._waiting:
             return
         for lock in list(self._waiting):
-            if lock.locked():
-                try:
-                    lock.release()
-                except RuntimeError:  # released already
-                    pass
+            release(lock)
 
     # --- a writer's thread ------------------------------------------------------
 
@@ -106,6 +102,16 @@ class LoopGate:
             lock.acquire(timeout=MAX_HOLD)
         finally:
             self._waiting.discard(lock)
+
+
+def release(lock: Any) -> None:
+    """Let whoever waits on ``lock`` (a raw lock) go on; a lock that is free already,
+    or freed by a racing release, is left as it is."""
+    if lock.locked():
+        try:
+            lock.release()
+        except RuntimeError:  # released by the racing one
+            pass
 
 
 _select = selectors.DefaultSelector.select

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dask_cli.debug.service.loop import CHECK_EVERY, LoopGate
+from dask_cli.debug.service.loop import CHECK_EVERY, LoopGate, release
 
 # Send output as soon as this much is buffered, without waiting for the timer.
 FLUSH_BYTES = 64 * 1024
@@ -210,11 +210,7 @@ class SessionOutput:
         return bool(self._writes)
 
     def _let_writer_go(self) -> None:
-        if self._room.locked():
-            try:
-                self._room.release()
-            except RuntimeError:  # released by a racing take: already free
-                pass
+        release(self._room)
 
     def readline(self, prompt: str = "") -> str:
         if self.closed:
